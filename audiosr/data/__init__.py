@@ -1,0 +1,1 @@
+"""Data sources, split, segmentation and the datasets that read them."""
