@@ -1,0 +1,36 @@
+# Two entry points that do all set-up on a fresh machine:
+#   make run   -> .venv + install + dvc repro (the whole pipeline on the built-in data)
+#   make test  -> .venv + install + pytest
+# The install runs once; .venv/.install-stamp records it (delete it to reinstall).
+
+PYTHON ?= python3
+TORCH_SPEC ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.install-stamp
+
+.PHONY: install run test lint bench clean-venv
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/dvc repro
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check audiosr stages tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_data.py
+
+clean-venv:
+	rm -rf $(VENV)

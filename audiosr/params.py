@@ -1,0 +1,29 @@
+"""Reading params.yaml, and the run settings that are deliberately not params.
+
+Workers and device do not change results, so they are not DVC params (they would make an
+experiment's identity depend on the machine): $AUDIOSR_WORKERS sets the worker count (default:
+every core).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found; run stages from the repository root")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def workers() -> int:
+    value = os.environ.get("AUDIOSR_WORKERS")
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"AUDIOSR_WORKERS: {value!r} is not a positive integer")
+        return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

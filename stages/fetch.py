@@ -1,0 +1,33 @@
+"""DVC stage fetch: make data/raw/manifest.csv (and the audio of generated sources) from `data`."""
+
+from pathlib import Path
+
+from audiosr.data.sources import build_manifest
+from audiosr.data.store import atomic_dir
+from audiosr.params import load_params
+from audiosr.progress import bar
+from audiosr.tracking import stage_run
+
+RAW = Path("data/raw")
+
+
+def main() -> None:
+    params = load_params()
+    data = params["data"]
+    with stage_run("fetch", {"data": data}) as mlflow, atomic_dir(RAW) as tmp:
+        n = int(data.get("synthetic", {}).get("tracks", 150))
+        with bar("fetch") as progress:
+            task = progress.add_task(f"fetch {data['source']}", total=n if data["source"] == "synthetic" else None,
+                                     info="")
+            # generated audio is written into the temporary folder; the manifest names its final place
+            manifest = build_manifest(data, tmp, RAW, lambda k: progress.advance(task, k))
+        manifest.to_csv(tmp / "manifest.csv", index=False)
+        ok = manifest[manifest.status == "ok"]
+        mlflow.log_metrics({"tracks": len(ok), "tracks_skipped": len(manifest) - len(ok),
+                            "seconds": float(ok.duration.sum())})
+        mlflow.log_artifact(str(tmp / "manifest.csv"))
+        print(f"fetch: {len(ok)} tracks ({ok.duration.sum() / 3600:.2f} h), {len(manifest) - len(ok)} skipped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""DVC stage segment: tracks of each split -> data/segments/<split>/ (clean 48 kHz segments + mels)."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from audiosr.audio import MelConfig
+from audiosr.data.segments import segment_split
+from audiosr.data.split import SPLITS
+from audiosr.data.store import atomic_dir
+from audiosr.params import load_params, workers
+from audiosr.progress import track
+from audiosr.tracking import repo_root, stage_run
+
+
+def main() -> None:
+    params = load_params()
+    audio, mel = params["audio"], MelConfig.from_params(params["mel"])
+    manifest = pd.read_csv("data/raw/manifest.csv", keep_default_na=False).set_index("track", drop=False)
+    split = json.loads(Path("data/split.json").read_text())
+    with stage_run("segment", {"audio": audio, "mel": params["mel"]}) as mlflow, \
+            atomic_dir("data/segments") as tmp:
+        for name in SPLITS:
+            counts = segment_split(manifest.loc[split[name]], tmp / name, repo_root(), audio, mel, workers(),
+                                   lambda it, n, name=name: track(it, n, f"segment {name}"))
+            mlflow.log_metrics({f"{name}/{k}": v for k, v in counts.items()})
+            print(f"segment {name}: {counts}")
+
+
+if __name__ == "__main__":
+    main()
