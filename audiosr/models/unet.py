@@ -54,6 +54,11 @@ class UNet(nn.Module):
         heads: int,
     ):
         super().__init__()
+        if any(not 0 <= level < len(multipliers) for level in attention_levels):
+            raise ValueError(
+                f"UNet: attention_levels {attention_levels} must index the {len(multipliers)} levels "
+                f"(0-based) of multipliers {multipliers}"
+            )
         self.width = width
         self.factor = 2 ** (len(multipliers) - 1)
         emb_dim = 4 * width
@@ -75,15 +80,15 @@ class UNet(nn.Module):
                 self.downsamplers.append(Downsample(ch))
                 skip_channels.append(ch)
 
-        self.middle = nn.ModuleList([_Block(ch, ch, emb_dim, attention, heads) for attention in (True, False)])
+        self.middle = nn.ModuleList([_Block(ch, ch, emb_dim, attn, heads) for attn in (True, False)])
 
         self.up = nn.ModuleList()
         self.upsamplers = nn.ModuleList()
         for level in reversed(range(len(multipliers))):
             blocks = nn.ModuleList()
-            out = width * multipliers[level]
+            out, attn = width * multipliers[level], level in attention_levels
             for _ in range(num_res_blocks + 1):
-                blocks.append(_Block(ch + skip_channels.pop(), out, emb_dim, level in attention_levels, heads))
+                blocks.append(_Block(ch + skip_channels.pop(), out, emb_dim, attn, heads))
                 ch = out
             self.up.append(blocks)
             if level > 0:
@@ -110,11 +115,11 @@ class UNet(nn.Module):
                 skips.append(h)
         for block in self.middle:
             h = block(h, emb)
-        for level, blocks in enumerate(self.up):
+        for i, blocks in enumerate(self.up):  # coarsest level first
             for block in blocks:
                 h = block(torch.cat([h, skips.pop()], dim=1), emb)
-            if level < len(self.upsamplers):
-                h = self.upsamplers[level](h)
+            if i < len(self.upsamplers):
+                h = self.upsamplers[i](h)
         return self.out(h)
 
 

@@ -1,0 +1,642 @@
+"""Built-in synthetic multitrack songs in the MUSDB18-HQ layout: the project's default data set.
+
+Super-resolution needs full-band material with stems and a train/test split, and the pipeline must
+run without a download. Each song here is music-like and full band (energy up to 20 kHz): a drum kit
+with hi-hats and cymbals, a filtered bass, chords (pads, plucks or keys) from additive partials that
+reach the top of the band, and a formant-filtered, vibrato-carrying voice. Tempo, key, scale, chord
+progression, timbres, panning, reverb and loudness vary from song to song.
+
+Layout (as MUSDB18-HQ)::
+
+    root/train/synth_000/{mixture,drums,bass,other,vocals}.wav   stereo, 16-bit PCM
+    root/test/synth_100/...
+
+A song depends only on ``(seed, index)``, so the number of worker processes never changes the output.
+Harmonic parts are wavetable oscillators (one band-limited cycle per note from an inverse FFT of its
+partial amplitudes, read with linear interpolation), so the cost per sample does not grow with the
+number of partials and no partial ever lies above ``min(20 kHz, 0.95 * Nyquist)``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy import signal
+
+SAMPLE_RATE = 44_100
+STEMS = ("drums", "bass", "other", "vocals")
+FILES = ("mixture", *STEMS)
+TOP_HZ = 20_000.0  # highest partial of any harmonic instrument
+TABLE = 8192  # wavetable length; >> 2x the partial count, so linear interpolation stays clean
+
+SCALES: dict[str, tuple[int, ...]] = {
+    "major": (0, 2, 4, 5, 7, 9, 11),
+    "minor": (0, 2, 3, 5, 7, 8, 10),
+    "dorian": (0, 2, 3, 5, 7, 9, 10),
+    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
+    "harmonic minor": (0, 2, 3, 5, 7, 8, 11),
+}
+# scale degrees (0 = tonic) of the chord roots, one chord per `bars_per_chord` bars
+PROGRESSIONS: tuple[tuple[int, ...], ...] = (
+    (0, 4, 5, 3), (5, 3, 0, 4), (0, 5, 3, 4), (1, 4, 0, 0), (0, 3, 4, 3),
+    (0, 3, 0, 4), (0, 6, 5, 4), (0, 2, 3, 4), (3, 4, 2, 5), (0, 0, 3, 4),
+)
+DRUM_STYLES = ("rock", "four", "halftime", "break")
+OTHER_KINDS = ("pad", "pluck", "keys")
+# vowel formants F1-F3 (Hz, adult male, after Peterson & Barney 1952); F4/F5 are fixed below
+VOWELS: dict[str, tuple[float, float, float]] = {
+    "a": (730.0, 1090.0, 2440.0),
+    "e": (530.0, 1840.0, 2480.0),
+    "i": (300.0, 2290.0, 3010.0),
+    "o": (570.0, 840.0, 2410.0),
+    "u": (320.0, 870.0, 2240.0),
+}
+
+
+@dataclass(frozen=True)
+class SongParams:
+    """The musical choices of one song, drawn from ``(seed, index)`` alone."""
+
+    tempo: float  # beats per minute, 4/4
+    key: int  # pitch class of the tonic, 0 = C
+    scale: str  # a key of SCALES
+    progression: tuple[int, ...]  # chord roots as scale degrees
+    bars_per_chord: int
+    swing: float  # delay of the off-beat 16ths, as a fraction of a 16th
+    drum_style: str
+    ride: bool  # ride cymbal instead of hi-hats
+    other: tuple[str, ...]  # the layers of the `other` stem, from OTHER_KINDS
+    tilt: float  # partial amplitudes of the chord instruments fall as k ** -tilt
+    voice_low: int  # lowest MIDI note of the melody (its range is 14 semitones)
+    female: bool  # formants scaled up, as for a higher voice
+    reverb_s: float  # RT60 of the room
+    peak: float  # peak of the mixture
+
+
+def song_params(index: int, seed: int = 0) -> SongParams:
+    """The musical choices of song ``index`` (cheap; ``generate_track`` uses the same ones)."""
+    rng = np.random.default_rng([seed, index, 0])
+    kinds = [str(rng.choice(OTHER_KINDS))]
+    if rng.random() < 0.5:
+        kinds.append(str(rng.choice([k for k in OTHER_KINDS if k != kinds[0]])))
+    female = bool(rng.random() < 0.5)
+    return SongParams(
+        tempo=float(np.round(rng.uniform(70.0, 170.0), 1)),
+        key=int(rng.integers(12)),
+        scale=str(rng.choice(list(SCALES))),
+        progression=PROGRESSIONS[int(rng.integers(len(PROGRESSIONS)))],
+        bars_per_chord=int(rng.choice([1, 1, 2])),
+        swing=float(rng.choice([0.0, 0.0, 0.0, rng.uniform(0.1, 0.35)])),
+        drum_style=str(rng.choice(DRUM_STYLES)),
+        ride=bool(rng.random() < 0.3),
+        other=tuple(kinds),
+        tilt=float(rng.uniform(0.7, 1.5)),
+        voice_low=int(rng.integers(57, 63) if female else rng.integers(45, 52)),
+        female=female,
+        reverb_s=float(rng.uniform(0.4, 2.5)),
+        peak=float(rng.uniform(0.3, 0.95)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# building blocks
+
+
+def _hz(midi: float) -> float:
+    return 440.0 * 2.0 ** ((midi - 69.0) / 12.0)
+
+
+def _top(sr: int) -> float:
+    """Highest partial frequency: 20 kHz, or just under Nyquist for low sample rates."""
+    return min(TOP_HZ, 0.95 * sr / 2)
+
+
+def _n_partials(f0_max: float, sr: int) -> int:
+    return int(np.clip(_top(sr) // f0_max, 1, TABLE // 2 - 1))
+
+
+def _table(amps: np.ndarray, phases: np.ndarray | None = None) -> np.ndarray:
+    """amps: (K,) amplitudes of harmonics 1..K -> one cycle, (TABLE + 1,) with a wrap-around guard sample."""
+    spec = np.zeros(TABLE // 2 + 1, complex)
+    ph = np.zeros(len(amps)) if phases is None else phases[: len(amps)]
+    spec[1 : len(amps) + 1] = amps * (TABLE / 2) * np.exp(1j * (ph - np.pi / 2))  # sine phase
+    cycle = np.fft.irfft(spec, TABLE)
+    return np.append(cycle, cycle[0])
+
+
+def _read(table: np.ndarray, phase: np.ndarray, table2: np.ndarray | None = None,
+          mix: np.ndarray | float | None = None) -> np.ndarray:
+    """Wavetable read-out; phase in cycles. With ``table2``, returns ``table + mix * table2`` (a crossfade
+    between two timbres with one index computation, used for filter envelopes)."""
+    x = phase - np.floor(phase)
+    x *= TABLE
+    i = x.astype(np.intp)
+    x -= i
+    y = table[i] + x * (table[i + 1] - table[i])
+    if table2 is not None:
+        y += mix * (table2[i] + x * (table2[i + 1] - table2[i]))
+    return y
+
+
+def _phase(f0: np.ndarray | float, n: int, sr: int, start: float) -> np.ndarray:
+    if np.ndim(f0) == 0:
+        return start + np.arange(n) * (float(f0) / sr)
+    return start + np.cumsum(f0) / sr
+
+
+def _envelope(n: int, sr: int, attack: float, release: float) -> np.ndarray:
+    """Linear attack from 0 and release to 0 at the last sample (clicks would put false energy up high)."""
+    t = np.arange(n) / sr
+    return np.clip(np.minimum(t / max(attack, 1e-4), (n / sr - t) / max(release, 1e-4)), 0.0, 1.0)
+
+
+def _pan(pan: float) -> tuple[float, float]:
+    """Constant-power gains, pan in [-1, 1]; 1 each in the centre."""
+    theta = (pan + 1.0) * np.pi / 4
+    return float(np.sqrt(2) * np.cos(theta)), float(np.sqrt(2) * np.sin(theta))
+
+
+def _add(out: np.ndarray, start: int, x: np.ndarray, gains: tuple[float, ...] | None = None) -> None:
+    """Add mono ``x`` into ``out`` ((n,) or (2, n)) at ``start``, clipped to the song."""
+    n = out.shape[-1]
+    if start >= n or start + len(x) <= 0:
+        return
+    lo = max(0, -start)
+    hi = min(len(x), n - start)
+    if out.ndim == 1:
+        out[start + lo : start + hi] += x[lo:hi]
+    else:
+        for c, g in enumerate(gains or (1.0, 1.0)):
+            out[c, start + lo : start + hi] += g * x[lo:hi]
+
+
+def _lowpass_gain(f: np.ndarray, fc: float, q: float = 0.707) -> np.ndarray:
+    """Magnitude of a resonant 2-pole low-pass at frequencies f."""
+    r = f / fc
+    return 1.0 / np.sqrt((1.0 - r**2) ** 2 + (r / q) ** 2)
+
+
+def _body(rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
+    """A smooth random ripple over log-frequency (+-4 dB): the resonances that give an instrument its colour."""
+    rate, phase, depth = rng.uniform(0.5, 2.0), rng.uniform(0, 2 * np.pi), rng.uniform(0.2, 0.5)
+    return lambda f: np.exp(depth * np.sin(2 * np.pi * rate * np.log2(f) + phase))
+
+
+def _partials_noise(rng: np.random.Generator, n: int, sr: int, lo: float, hi: float, count: int) -> np.ndarray:
+    """``count`` steady inharmonic partials between lo and hi Hz, random amplitudes and phases, peak ~1.
+
+    Built with one inverse FFT: cheaper than a sum of sines, and exact enough for a decaying cymbal."""
+    m = max(n, 2)
+    spec = np.zeros(m // 2 + 1, complex)
+    bins = np.round(np.exp(rng.uniform(np.log(lo), np.log(min(hi, _top(sr))), count)) * m / sr).astype(int)
+    spec[np.clip(bins, 1, m // 2)] = rng.uniform(0.3, 1.0, count) * np.exp(2j * np.pi * rng.random(count))
+    x = np.fft.irfft(spec, m)[:n]
+    return x / (np.abs(x).max() + 1e-12)
+
+
+@lru_cache(maxsize=32)
+def _sos(kind: str, fc: float, sr: int, order: int = 2) -> np.ndarray:
+    return signal.butter(order, fc, kind, fs=sr, output="sos")
+
+
+def _highpass(x: np.ndarray, fc: float, sr: int, order: int = 2) -> np.ndarray:
+    return signal.sosfilt(_sos("highpass", round(fc), sr, order), x)
+
+
+class _Song:
+    """Timing and harmony of one song: the grid is 16ths, 16 to a bar."""
+
+    def __init__(self, p: SongParams, n: int, sr: int) -> None:
+        self.p, self.n, self.sr = p, n, sr
+        self.step = 60.0 / p.tempo / 4
+        self.bars = int(np.ceil(n / sr / (16 * self.step))) + 1
+        self.scale = SCALES[p.scale]
+
+    def time(self, step: float) -> float:
+        """Seconds of a (fractional) 16th step, with swing on the off-beat 16ths."""
+        swing = self.p.swing if int(step) % 2 == 1 and step == int(step) else 0.0
+        return (step + swing) * self.step
+
+    def midi(self, degree: int, base: int) -> int:
+        """MIDI note of a scale degree (any integer; 7 = an octave up) over the tonic near ``base``."""
+        return base + self.p.key + 12 * (degree // 7) + self.scale[degree % 7]
+
+    def chord(self, bar: int) -> int:
+        """Scale degree of the chord root in ``bar``."""
+        prog = self.p.progression
+        return prog[(bar // self.p.bars_per_chord) % len(prog)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# drums
+
+
+def _kick(rng: np.random.Generator, sr: int) -> np.ndarray:
+    t = np.arange(int(rng.uniform(0.3, 0.6) * sr)) / sr
+    f = rng.uniform(40, 60) + rng.uniform(80, 200) * np.exp(-t / rng.uniform(0.015, 0.05))
+    body = np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-t / rng.uniform(0.08, 0.25))
+    drive = rng.uniform(1.0, 3.0)
+    # the beater click is what carries a kick into the top octave
+    click = rng.standard_normal(len(t)) * np.exp(-t / 0.0015) * rng.uniform(0.1, 0.4)
+    return np.tanh(drive * body) / np.tanh(drive) + click
+
+
+def _snare(rng: np.random.Generator, sr: int) -> np.ndarray:
+    t = np.arange(int(0.45 * sr)) / sr
+    f = rng.uniform(160, 250)
+    tone = (np.sin(2 * np.pi * f * t) + 0.5 * np.sin(2 * np.pi * 1.6 * f * t)) * np.exp(-t / rng.uniform(0.03, 0.07))
+    wires = _highpass(rng.standard_normal(len(t)), rng.uniform(800, 2500), sr) * np.exp(-t / rng.uniform(0.05, 0.16))
+    return rng.uniform(0.3, 0.7) * tone + wires * rng.uniform(0.6, 1.0)
+
+
+def _metal(rng: np.random.Generator, sr: int, decay: float, lo: float, length: float) -> np.ndarray:
+    """Hi-hat / cymbal: high-passed noise plus inharmonic partials, decaying; real energy up to 20 kHz."""
+    n = int(length * sr)
+    t = np.arange(n) / sr
+    noise = _highpass(rng.standard_normal(n), lo, sr, order=4)
+    noise /= np.abs(noise).max()
+    partials = _partials_noise(rng, n, sr, lo * 0.6, TOP_HZ, int(rng.integers(20, 60)))
+    mix = rng.uniform(0.3, 0.7)
+    return (mix * noise + (1 - mix) * partials) * np.exp(-t / decay) * np.minimum(1.0, t / 0.0005)
+
+
+def _drum_pattern(style: str, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """16-step velocity patterns of one bar (0 = no hit)."""
+    k, s, h, o = (np.zeros(16) for _ in range(4))
+    if style == "rock":
+        k[[0, 8]] = 1.0
+        k[int(rng.choice([6, 10, 11, 14]))] = 0.8
+        s[[4, 12]] = 1.0
+        h[::2] = 0.7
+    elif style == "four":
+        k[::4] = 1.0
+        s[[4, 12]] = 0.9
+        h[:] = 0.45
+        o[[2, 6, 10, 14]] = 0.7
+    elif style == "halftime":
+        k[[0, int(rng.choice([3, 10, 11]))]] = 1.0
+        s[8] = 1.0
+        h[::2] = 0.7
+    else:  # break
+        k[[0, 10]] = 1.0
+        k[int(rng.choice([2, 3, 7]))] = 0.8
+        s[[4, 12]] = 1.0
+        s[int(rng.choice([7, 9, 15]))] = 0.3  # ghost note
+        h[:] = 0.5
+    h[::4] = np.maximum(h[::4], 0.85 * (h[::4] > 0))  # accent the beats
+    return {"kick": k, "snare": s, "hat": h, "open": o}
+
+
+def _drums(song: _Song, rng: np.random.Generator) -> np.ndarray:
+    p, sr, n = song.p, song.sr, song.n
+    sounds = {
+        "kick": [_kick(rng, sr) for _ in range(2)],
+        "snare": [_snare(rng, sr) for _ in range(3)],
+        "hat": [_metal(rng, sr, rng.uniform(0.025, 0.07), rng.uniform(5000, 8000), 0.35) for _ in range(3)],
+        "open": [_metal(rng, sr, rng.uniform(0.2, 0.4), rng.uniform(4000, 7000), 1.2) for _ in range(2)],
+    }
+    if p.ride:
+        sounds["hat"] = [_metal(rng, sr, rng.uniform(0.8, 1.6), rng.uniform(2500, 4500), 2.5) for _ in range(2)]
+    crash = _metal(rng, sr, rng.uniform(0.9, 1.6), rng.uniform(2500, 4000), 3.0)
+    tracks = {name: np.zeros(n) for name in (*sounds, "crash")}
+    level = {"kick": 1.0, "snare": rng.uniform(0.6, 0.9), "hat": rng.uniform(0.15, 0.35),
+             "open": rng.uniform(0.15, 0.3), "crash": rng.uniform(0.2, 0.4)}
+    if p.ride:
+        level["hat"] *= 0.7
+    base = _drum_pattern(p.drum_style, rng)
+    for bar in range(song.bars):
+        pattern = {name: v.copy() for name, v in base.items()}
+        if rng.random() < 0.25:  # an extra kick now and then keeps the groove from looping
+            pattern["kick"][int(rng.integers(16))] = 0.7
+        if bar % 4 == 3 and rng.random() < 0.6:  # a fill into the next phrase
+            pattern["snare"][12:] = rng.uniform(0.4, 1.0, 4)
+        for name, vel in pattern.items():
+            for step in np.flatnonzero(vel):
+                t = song.time(bar * 16 + step) + rng.normal(0, 0.003)
+                v = vel[step] * rng.uniform(0.8, 1.0)
+                hits = sounds[name]
+                _add(tracks[name], max(0, int(t * sr)), v * level[name] * hits[int(rng.integers(len(hits)))])
+        if bar % 4 == 0 and (bar > 0 or rng.random() < 0.5):
+            _add(tracks["crash"], int(song.time(bar * 16) * sr), level["crash"] * crash)
+    hat_pan = rng.uniform(-0.6, 0.6)
+    pans = {"kick": 0.0, "snare": rng.uniform(-0.1, 0.1), "hat": hat_pan, "open": hat_pan,
+            "crash": -np.sign(hat_pan) * rng.uniform(0.2, 0.6)}
+    out = np.zeros((2, n))
+    for name, x in tracks.items():
+        gl, gr = _pan(pans[name])
+        out[0] += gl * x
+        out[1] += gr * x
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# bass
+
+
+def _bass(song: _Song, rng: np.random.Generator) -> np.ndarray:
+    p, sr, n = song.p, song.sr, song.n
+    out = np.zeros(n)
+    square = rng.uniform(0.0, 1.0)  # 0 = saw, 1 = square
+    fc_hi, fc_lo, q = rng.uniform(1200, 5000), rng.uniform(150, 500), rng.uniform(0.7, 2.5)
+    env_tau, sustain = rng.uniform(0.04, 0.3), rng.uniform(0.3, 0.8)
+    gate = rng.uniform(0.55, 0.95)
+    rhythms = (
+        [(0, 4), (4, 4), (8, 4), (12, 4)],
+        [(i, 2) for i in range(0, 16, 2)],
+        [(0, 3), (3, 3), (6, 2), (8, 4), (12, 2), (14, 2)],
+        [(0, 6), (6, 2), (8, 6), (14, 2)],
+        [(0, 8), (8, 8)],
+    )
+    rhythm = rhythms[int(rng.integers(len(rhythms)))]
+    base = int(rng.integers(28, 36)) - p.key  # tonic between E1 and B1 (41-62 Hz)
+    tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for bar in range(song.bars):
+        root = song.chord(bar)
+        for step, length in rhythm:
+            degree = root + int(rng.choice([0, 0, 0, 0, 4, 7])) if step else root  # root on the downbeat
+            m = song.midi(degree, base)
+            if m not in tables:
+                f0 = _hz(m)
+                k = np.arange(1, _n_partials(f0, sr) + 1)
+                amps = np.where(k % 2 == 1, 1.0, 1.0 - square) / k
+                dark = amps * _lowpass_gain(k * f0, fc_lo, q)
+                tables[m] = (_table(dark), _table(amps * _lowpass_gain(k * f0, fc_hi, q)) - _table(dark))
+            dark, diff = tables[m]
+            dur = length * song.step * gate
+            nn = int(dur * sr)
+            t = np.arange(nn) / sr
+            filt = np.exp(-t / env_tau)  # filter envelope: bright attack closing down
+            amp = (sustain + (1 - sustain) * filt) * _envelope(nn, sr, 0.003, 0.02)
+            x = amp * _read(dark, _phase(_hz(m), nn, sr, rng.random()), diff, filt)
+            _add(out, int(song.time(bar * 16 + step) * sr), x)
+    return np.stack([out, out])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# other: chords
+
+
+def _voicing(song: _Song, bar: int, base: int, rng: np.random.Generator) -> list[int]:
+    root = song.chord(bar)
+    degrees = [root, root + 2, root + 4] + ([root + 6] if rng.random() < 0.3 else [])
+    return [song.midi(d, base) for d in degrees]
+
+
+def _chord_amps(f0: float, sr: int, tilt: float, body: Callable[[np.ndarray], np.ndarray],
+                organ: bool = False) -> np.ndarray:
+    k = np.arange(1, _n_partials(f0, sr) + 1).astype(float)
+    amps = k**-tilt * body(k * f0)
+    if organ:  # drawbar-like footage harmonics stand out of the tilted series
+        for h in (1, 2, 3, 4, 6, 8):
+            if h <= len(k):
+                amps[h - 1] += 0.5 / h
+    return amps
+
+
+def _other(song: _Song, rng: np.random.Generator) -> np.ndarray:
+    p, sr, n = song.p, song.sr, song.n
+    out = np.zeros((2, n))
+    bar_s = 16 * song.step
+    for kind in p.other:
+        layer = np.zeros((2, n))
+        body = _body(rng)
+        tilt = p.tilt + rng.uniform(-0.15, 0.15)
+        phases = rng.uniform(0, 2 * np.pi, TABLE // 2)  # fixed per layer: a stable timbre
+        base = int(rng.integers(52, 60)) - p.key
+        cache: dict[int, np.ndarray] = {}
+
+        def table(m: int, organ: bool = False, _cache: dict = cache, _body: Callable = body,
+                  _tilt: float = tilt, _phases: np.ndarray = phases) -> np.ndarray:
+            if m not in _cache:
+                # detune and vibrato stay within 1 %, so 1.02 keeps every partial under the top
+                _cache[m] = _table(_chord_amps(_hz(m) * 1.02, sr, _tilt, _body, organ), _phases)
+            return _cache[m]
+
+        if kind == "pad":
+            attack, release = rng.uniform(0.05, 0.6), rng.uniform(0.2, 0.5)
+            detune, width = rng.uniform(4, 12), rng.uniform(0.3, 0.9)
+            for bar in range(0, song.bars, p.bars_per_chord):
+                start = song.time(bar * 16)
+                nn = int((p.bars_per_chord * bar_s + release) * sr)
+                env = _envelope(nn, sr, attack, release)
+                for m in _voicing(song, bar, base, rng):
+                    for side in (-1, 1):  # two detuned voices spread left and right: a chorus
+                        f0 = _hz(m) * 2 ** (side * detune / 1200)
+                        x = env * _read(table(m), _phase(f0, nn, sr, rng.random()))
+                        _add(layer, int(start * sr), x, _pan(side * width))
+        elif kind == "pluck":
+            tau = rng.uniform(0.12, 0.5)
+            dark_fc = rng.uniform(1000, 3000)
+            every = int(rng.choice([1, 2, 2]))  # 16ths or 8ths
+            order = str(rng.choice(["up", "down", "random"]))
+            spread = rng.uniform(0.2, 0.7)
+            nn = int(min(5 * tau, 1.2) * sr)
+            t = np.arange(nn) / sr
+            env = np.exp(-t / tau) * _envelope(nn, sr, 0.002, 0.05)
+            bright = np.exp(-t / (0.3 * tau))  # a plucked string loses its top first
+            darks: dict[int, np.ndarray] = {}
+            for bar in range(song.bars):
+                notes = _voicing(song, bar, base, rng)
+                notes = notes + [m + 12 for m in notes]
+                for i, step in enumerate(range(0, 16, every)):
+                    m = notes[i % len(notes)] if order == "up" else (
+                        notes[-1 - i % len(notes)] if order == "down" else int(rng.choice(notes)))
+                    if m not in darks:
+                        f0 = _hz(m) * 1.02
+                        k = np.arange(1, _n_partials(f0, sr) + 1)
+                        amps = _chord_amps(f0, sr, tilt, body)
+                        darks[m] = _table(amps * np.minimum(1.0, _lowpass_gain(k * f0, dark_fc)), phases)
+                    x = env * _read(darks[m], _phase(_hz(m), nn, sr, rng.random()), table(m) - darks[m], bright)
+                    pan = spread * (1 if i % 2 else -1)
+                    _add(layer, int(song.time(bar * 16 + step) * sr), x * rng.uniform(0.7, 1.0), _pan(pan))
+        else:  # keys: chord stabs
+            rhythms = ([2, 6, 10, 14], [0, 3, 6, 10], [0, 4, 8, 12], [0, 6, 12], [0, 3, 8, 11, 14])
+            rhythm = rhythms[int(rng.integers(len(rhythms)))]
+            length = rng.uniform(0.12, 0.5)
+            nn = int(length * sr)
+            t = np.arange(nn) / sr
+            env = np.exp(-t / rng.uniform(0.1, 0.6)) * _envelope(nn, sr, 0.004, 0.06)
+            pan = rng.uniform(-0.4, 0.4)
+            for bar in range(song.bars):
+                notes = _voicing(song, bar, base, rng)
+                for step in rhythm:
+                    for m in notes:
+                        x = env * _read(table(m, organ=True), _phase(_hz(m), nn, sr, rng.random()))
+                        _add(layer, int(song.time(bar * 16 + step) * sr), x, _pan(pan))
+        out += layer / (np.sqrt(np.mean(layer**2)) + 1e-9) * rng.uniform(0.5, 1.0)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# vocals
+
+
+def _formant_envelope(f: np.ndarray, vowel: str, scale: float) -> np.ndarray:
+    """Parallel resonances F1-F5 (F4, F5 fixed) over a small floor, so the top of the band keeps some energy."""
+    f1, f2, f3 = VOWELS[vowel]
+    env = np.full_like(f, 0.02)
+    for fr, bw, g in ((f1, 80, 1.0), (f2, 100, 0.6), (f3, 150, 0.35), (3300, 200, 0.2), (4200, 250, 0.12)):
+        env += g / np.sqrt(1.0 + ((f - fr * scale) / (bw * scale / 2)) ** 2)
+    return env
+
+
+def _melody(song: _Song, rng: np.random.Generator) -> list[tuple[float, float, int]]:
+    """(start s, duration s, MIDI) notes: phrases of a random walk on the scale, leaning on chord tones."""
+    p = song.p
+    # scale degrees over MIDI 0 whose notes lie in the voice's range of 14 semitones
+    lo = song.p.voice_low
+    degrees_in_range = [d for d in range(80) if lo <= song.midi(d, 0) <= lo + 14]
+    notes: list[tuple[float, float, int]] = []
+    d = degrees_in_range[len(degrees_in_range) // 2]
+    first = 1 if song.bars > 6 and rng.random() < 0.5 else 0  # sometimes an instrumental first bar
+    phrase = int(rng.choice([2, 4]))
+    for bar in range(first, song.bars):
+        if (bar - first) % (2 * phrase) >= phrase and rng.random() < 0.8:  # rests between phrases
+            continue
+        step = 0 if bar == first else int(rng.choice([0, 0, 2]))
+        while step < 16:
+            length = int(rng.choice([2, 2, 2, 4, 4, 3, 6, 8]))
+            if step > 0 and rng.random() < 0.12:  # a breath
+                step += 2
+                continue
+            d = int(np.clip(d + rng.choice([-2, -1, -1, 0, 1, 1, 2]), degrees_in_range[0], degrees_in_range[-1]))
+            if step % 4 == 0 and rng.random() < 0.6:  # strong beats land on the chord
+                root = song.chord(bar)
+                tones = [x for x in degrees_in_range if (x - root) % 7 in (0, 2, 4)]
+                d = min(tones, key=lambda x: abs(x - d))
+            notes.append((song.time(bar * 16 + step), min(length, 16 - step) * song.step, song.midi(d, 0)))
+            step += length
+    return notes
+
+
+def _vocals(song: _Song, rng: np.random.Generator) -> np.ndarray:
+    p, sr, n = song.p, song.sr, song.n
+    out = np.zeros(n)
+    line = np.zeros(n)  # loudness of the voice, drives the breath noise
+    scale = 1.17 if p.female else 1.0
+    rate, depth = rng.uniform(5.0, 7.0), rng.uniform(15.0, 60.0)  # vibrato (Hz, cents)
+    tilt = rng.uniform(0.9, 1.3)  # glottal source + radiation: about -6 dB/octave
+    legato = rng.uniform(1.0, 1.15)
+    prev: float | None = None
+    prev_end = -1.0
+    vowels = list(VOWELS)
+    for start, dur, m in _melody(song, rng):
+        f0 = _hz(m)
+        nn = int(dur * legato * sr)
+        t = np.arange(nn) / sr
+        # slide from the previous note when joined, else a small scoop up into the pitch
+        glide = 1200 * np.log2(prev / f0) if prev is not None and start - prev_end < 0.05 else -rng.uniform(20, 80)
+        cents = glide * np.exp(-t / rng.uniform(0.02, 0.06))
+        cents += depth * np.minimum(1.0, t / 0.3) * np.sin(2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi))
+        f0_max = f0 * 2 ** ((max(glide, 0.0) + depth) / 1200)
+        k = np.arange(1, _n_partials(f0_max, sr) + 1)
+        f = k * f0
+        # the source's top octaves roll off faster still (steep tilt above 4 kHz)
+        amps = k**-tilt * _formant_envelope(f, vowels[int(rng.integers(5))], scale) / (1 + (f / 4000.0) ** 1.5)
+        x = _read(_table(amps), _phase(f0 * 2 ** (cents / 1200), nn, sr, 0.0))
+        env = _envelope(nn, sr, rng.uniform(0.02, 0.07), rng.uniform(0.04, 0.12)) * rng.uniform(0.7, 1.0)
+        i = int(start * sr)
+        _add(out, i, env * x / (np.abs(x).max() + 1e-9))
+        _add(line, i, env)
+        if rng.random() < 0.3:  # a consonant ("s", "t"): a short hiss just before the vowel
+            hiss_n = int(rng.uniform(0.03, 0.08) * sr)
+            hiss = np.diff(rng.standard_normal(hiss_n + 2), 2) * np.hanning(hiss_n) * rng.uniform(0.05, 0.15)
+            _add(out, i - hiss_n, hiss)
+        prev, prev_end = f0, start + dur
+    # breath: first difference of white noise (a cheap +6 dB/octave tilt), following the voice
+    breath = np.diff(rng.standard_normal(n + 1)) * line * rng.uniform(0.01, 0.03)
+    mono = out + breath
+    return np.stack([mono, mono])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# mix
+
+
+def _impulse_responses(rng: np.random.Generator, rt60: float, sr: int) -> np.ndarray:
+    """(2, L) decorrelated room responses: exponentially decaying noise, highs dying faster than lows."""
+    n = int(min(rt60, 1.5) * sr)
+    t = np.arange(n) / sr
+    noise = rng.standard_normal((2, n))
+    low = signal.sosfilt(_sos("lowpass", 3000, sr), noise, axis=1)
+    ir = low * np.exp(-6.9 * t / rt60) + 0.5 * noise * np.exp(-6.9 * t / (rt60 / 3))
+    ir = np.concatenate([np.zeros((2, int(rng.uniform(0.005, 0.04) * sr))), ir], axis=1)  # pre-delay
+    return ir / np.sqrt(np.sum(ir**2, axis=1, keepdims=True))
+
+
+def generate_track(index: int, seconds: float, seed: int, sample_rate: int = SAMPLE_RATE) -> dict[str, np.ndarray]:
+    """The stems of one song: {'drums','bass','other','vocals','mixture'} -> (2, samples) float32.
+
+    The mixture is the sum of the stems and peaks at ``song_params(index, seed).peak``."""
+    p = song_params(index, seed)
+    sr = sample_rate
+    n = int(round(seconds * sr))
+    song = _Song(p, n, sr)
+    # one random stream per stem: changing one part's code leaves the others' audio as it was
+    makers = {"drums": _drums, "bass": _bass, "other": _other, "vocals": _vocals}
+    mix_rng = np.random.default_rng([seed, index, 1, 0])
+    irs = _impulse_responses(mix_rng, p.reverb_s, sr)
+    stems = {}
+    for part, (name, make) in enumerate(makers.items(), start=1):
+        dry = make(song, np.random.default_rng([seed, index, 1, part]))
+        dry /= np.sqrt(np.mean(dry**2)) + 1e-9
+        wet = {"drums": 0.15, "bass": 0.0, "other": 0.4, "vocals": 0.35}[name] * mix_rng.uniform(0.3, 1.2)
+        if wet > 0:
+            dry += wet * signal.fftconvolve(dry.mean(axis=0, keepdims=True), irs, axes=1)[:, :n]
+        level = {"drums": 1.0, "bass": 0.8, "other": 0.6, "vocals": 0.8}[name] * 10 ** (mix_rng.uniform(-4, 4) / 20)
+        stems[name] = dry * level / (np.sqrt(np.mean(dry**2)) + 1e-9)
+    mixture = sum(stems.values())
+    peak = max(np.abs(mixture).max(), 1e-9)
+    gain = p.peak / peak
+    # a stem can outgrow the mixture where others cancel it; keep every file below full scale
+    gain = min(gain, 0.98 / max(np.abs(s).max() for s in stems.values()))
+    out = {name: (s * gain).astype(np.float32) for name, s in stems.items()}
+    out["mixture"] = (mixture * gain).astype(np.float32)
+    return out
+
+
+def _write_track(job: tuple[int, Path, float, int, int]) -> Path:
+    index, folder, seconds, seed, sr = job
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, audio in generate_track(index, seconds, seed, sr).items():
+        # written under a temporary name, so an interrupted run never leaves a truncated file that looks whole
+        tmp = folder / f".{name}.tmp.wav"
+        sf.write(tmp, audio.T, sr, subtype="PCM_16")
+        os.replace(tmp, folder / f"{name}.wav")
+    return folder
+
+
+def generate(root: Path, tracks: int = 150, seconds: float = 24.0, seed: int = 0,
+             sample_rate: int = SAMPLE_RATE, workers: int = 1,
+             progress: Callable[[int], None] | None = None) -> list[Path]:
+    """Write ``tracks`` songs under root/train/ and root/test/; return the track folders (index order).
+
+    The test split gets ``round(tracks / 3)`` songs (150 -> 100 train / 50 test, as MUSDB18); folders are
+    ``synth_000``, ``synth_001``, ... numbered over both splits, train first. ``progress(k)`` is called
+    with the number of tracks just finished (1 each time). ``workers`` > 1 uses a process pool; the
+    output is the same for any number of workers."""
+    root = Path(root)
+    n_test = round(tracks / 3)
+    jobs = [(i, root / ("train" if i < tracks - n_test else "test") / f"synth_{i:03d}", seconds, seed, sample_rate)
+            for i in range(tracks)]
+    done: list[Path] = []
+    if workers > 1 and tracks > 1:
+        # spawn, not fork: the caller may hold threads (torch, MLflow) that a fork would copy half-locked
+        with multiprocessing.get_context("spawn").Pool(min(workers, tracks)) as pool:
+            for folder in pool.imap(_write_track, jobs):
+                done.append(folder)
+                if progress:
+                    progress(1)
+    else:
+        for job in jobs:
+            done.append(_write_track(job))
+            if progress:
+                progress(1)
+    return done
