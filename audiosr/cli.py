@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -25,16 +26,16 @@ def main() -> None:
 
 @app.command()
 def degrade(
-    input: Path = typer.Argument(..., help="Audio file to degrade (any rate soundfile reads)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Where to write the degraded WAV."),
-    filter: str = typer.Option("chebyshev", help=f"Low-pass family: {', '.join(deg.FILTERS)}."),
-    order: int = typer.Option(8, help="Filter order (2-10 in training)."),
-    cutoff: float = typer.Option(4000.0, help="Cut-off frequency in Hz."),
-    noise: str = typer.Option("none", help="Noise: none, tone or gaussian."),
-    amplitude: float = typer.Option(0.01, help="Tone peak or Gaussian standard deviation."),
-    tone_hz: float = typer.Option(1000.0, "--tone-hz", help="Tone frequency in Hz."),
-    seed: int = typer.Option(0, help="Seed of the Gaussian noise and the tone's phase."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+    input: Annotated[Path, typer.Argument(help="Audio file to degrade (any rate soundfile reads).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the degraded WAV.")],
+    filter: Annotated[str, typer.Option(help=f"Low-pass family: {', '.join(deg.FILTERS)}.")] = "chebyshev",
+    order: Annotated[int, typer.Option(help="Filter order (2-10 in training).")] = 8,
+    cutoff: Annotated[float, typer.Option(help="Cut-off frequency in Hz.")] = 4000.0,
+    noise: Annotated[str, typer.Option(help="Noise: none, tone or gaussian.")] = "none",
+    amplitude: Annotated[float, typer.Option(help="Tone peak or Gaussian standard deviation.")] = 0.01,
+    tone_hz: Annotated[float, typer.Option("--tone-hz", help="Tone frequency in Hz.")] = 1000.0,
+    seed: Annotated[int, typer.Option(help="Seed of the Gaussian noise and the tone's phase.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
 ) -> None:
     """Degrade a file as the training pairs are made: peak-normalise to 0.5, zero-phase low-pass, add noise."""
     if noise not in ("none", "tone", "gaussian"):

@@ -1,0 +1,113 @@
+"""Checkpoints and model folders: safetensors for tensors, JSON for everything else.
+
+Nothing here unpickles: a checkpoint is ``state.safetensors`` (model, EMA and optimizer tensors, torch
+RNG state) plus ``state.json`` (step, optimizer hyper-parameters, numpy/python RNG state, the run's
+fingerprint). A model folder is ``model.safetensors`` + ``config.json``. Both are written to a
+temporary folder and renamed, so a run killed mid-write leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from audiosr.data.store import atomic_dir, write_json
+
+
+def fingerprint(obj: dict) -> str:
+    """A stable hash of a run's identity (params, data meta): a checkpoint from another run is not resumed."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _optimizer_split(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], dict]:
+    state = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, pstate in state["state"].items():
+        for key, value in pstate.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}/{pid}/{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}/{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _optimizer_join(opt: torch.optim.Optimizer, prefix: str, tensors: dict, meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith(prefix + "/"):
+            pid, key = name[len(prefix) + 1 :].split("/", 1)
+            state.setdefault(int(pid), {})[key] = value
+    for name, value in meta["scalars"].items():
+        pid, key = name.split("/", 1)
+        state.setdefault(int(pid), {})[key] = value
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(path: Path, step: int, modules: dict[str, torch.nn.Module],
+                    optimizers: dict[str, torch.optim.Optimizer], run_fingerprint: str) -> None:
+    """Write the full training state at `step` to folder `path` (atomically)."""
+    tensors: dict[str, torch.Tensor] = {}
+    for name, module in modules.items():
+        for key, value in module.state_dict().items():
+            tensors[f"module/{name}/{key}"] = value.detach().cpu().contiguous()
+    opt_meta = {}
+    for name, opt in optimizers.items():
+        t, m = _optimizer_split(opt, f"optim/{name}")
+        tensors.update(t)
+        opt_meta[name] = m
+    tensors["rng/torch"] = torch.get_rng_state()
+    np_state = np.random.get_state()
+    meta = {
+        "step": step,
+        "fingerprint": run_fingerprint,
+        "optimizers": opt_meta,
+        "rng": {"numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]], "python": random.getstate()},
+    }
+    with atomic_dir(path) as tmp:
+        save_file(tensors, str(tmp / "state.safetensors"))
+        write_json(tmp / "state.json", meta)
+
+
+def load_checkpoint(path: Path, modules: dict[str, torch.nn.Module],
+                    optimizers: dict[str, torch.optim.Optimizer], run_fingerprint: str) -> int:
+    """Restore a checkpoint written by save_checkpoint into modules and optimizers; returns its step,
+    or 0 when there is none or it belongs to another run (other params or data)."""
+    if not (path / "state.json").exists():
+        return 0
+    meta = json.loads((path / "state.json").read_text())
+    if meta.get("fingerprint") != run_fingerprint:
+        return 0
+    tensors = load_file(str(path / "state.safetensors"))
+    for name, module in modules.items():
+        prefix = f"module/{name}/"
+        module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+    for name, opt in optimizers.items():
+        _optimizer_join(opt, f"optim/{name}", tensors, meta["optimizers"][name])
+    torch.set_rng_state(tensors["rng/torch"])
+    np_state = meta["rng"]["numpy"]
+    np.random.set_state((np_state[0], np.asarray(np_state[1], dtype=np.uint32), *np_state[2:]))
+    py = meta["rng"]["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    return int(meta["step"])
+
+
+def save_model(path: Path, state: dict[str, torch.Tensor], config: dict) -> None:
+    """A finished model: `path`/model.safetensors + config.json, written atomically."""
+    with atomic_dir(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
+        write_json(tmp / "config.json", config)
+
+
+def load_model(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """(state dict, config) of a model folder; a clear error when a part is missing."""
+    path = Path(path)
+    missing = [n for n in ("model.safetensors", "config.json") if not (path / n).exists()]
+    if missing:
+        raise FileNotFoundError(f"{path}: missing {', '.join(missing)}; train it first (dvc repro) or fix the path")
+    return load_file(str(path / "model.safetensors")), json.loads((path / "config.json").read_text())

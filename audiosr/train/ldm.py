@@ -1,0 +1,147 @@
+"""Training the latent diffusion U-Net: v-prediction on VAE latents of clean mels, conditioned by
+channel concatenation on the latents of the degraded mels, the condition replaced by a null (zero)
+latent `cond_drop` of the time for classifier-free guidance; EMA weights are the exported model.
+
+The frozen VAE encodes every training and validation segment once at start-up (latent means, scaled
+by the VAE's stored 1/std), so a step costs only the U-Net.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from audiosr import plots
+from audiosr.data.datasets import draw_crops
+from audiosr.data.store import SegmentSet
+from audiosr.models.diffusion import Schedule, guided, sample_dpmpp_2m
+from audiosr.models.unet import build_unet
+from audiosr.train.distributed import Dist
+from audiosr.train.loop import Settings, batch_rng, clip_and_step, rank_slice
+from audiosr.train.vae import load_vae
+
+VERSION = 1
+
+
+def check_vae_matches(vae_cfg: dict, data_meta: dict, where: str) -> None:
+    """Stop with both values named when the VAE and the data were made with different mels."""
+    if vae_cfg["n_mels"] != data_meta["mel"]["n_mels"]:
+        raise ValueError(
+            f"the VAE (models/vae) was trained with n_mels={vae_cfg['n_mels']}, but {where} has "
+            f"n_mels={data_meta['mel']['n_mels']}; re-run train_vae with the same mel params (dvc repro)"
+        )
+
+
+@torch.no_grad()
+def encode_all(vae, scale: float, mels: np.ndarray, device: torch.device, batch: int = 8) -> torch.Tensor:
+    """(N, n_mels, T) mels -> (N, C, n_mels/f, T/f) scaled latent means, on the CPU."""
+    out = []
+    for i in range(0, len(mels), batch):
+        mel = torch.from_numpy(np.asarray(mels[i : i + batch], dtype=np.float32)).to(device)
+        out.append((vae.encode(mel)[0] * scale).cpu())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+class LDMTask:
+    name = "ldm"
+
+    def __init__(self, arch: dict, settings: Settings, vae_state: dict, vae_cfg: dict, pairs: SegmentSet,
+                 clean: SegmentSet, pairs_valid: SegmentSet, clean_valid: SegmentSet, d: Dist):
+        x = settings.extra
+        self.settings, self.d, self.arch, self.vae_cfg = settings, d, arch, vae_cfg
+        for name, s in (("data/pairs/train", pairs), ("data/segments/train", clean)):
+            check_vae_matches(vae_cfg, s.meta, name)
+        if len(pairs) != len(clean):
+            raise ValueError(f"data/pairs/train has {len(pairs)} segments, data/segments/train {len(clean)}; "
+                             "re-run the degrade stage (dvc repro)")
+        self.vae = load_vae(vae_state, vae_cfg, d.device)
+        scale = float(vae_cfg["scale"])
+        self.z_clean = encode_all(self.vae, scale, clean.mel, d.device)
+        self.z_cond = encode_all(self.vae, scale, pairs.mel, d.device)
+        self.val_clean = encode_all(self.vae, scale, clean_valid.mel[:16], d.device)
+        self.val_cond = encode_all(self.vae, scale, pairs_valid.mel[:16], d.device)
+        self.factor = int(vae_cfg["factor"])
+        self.crop = int(x.get("crop_frames", 128)) // self.factor
+        self.cond_drop = float(x.get("cond_drop", 0.1))
+        self.ema_decay = float(x.get("ema_decay", 0.999))
+        self.lambdas = {"diffusion/v_mse": 1.0}
+        self.schedule = Schedule()
+        torch.manual_seed(settings.seed)
+        self.unet = build_unet(arch, int(vae_cfg["latent_channels"])).to(d.device)
+        self.ema = copy.deepcopy(self.unet).requires_grad_(False)
+        self.net = d.wrap(self.unet)
+        self.modules = {"unet": self.unet, "ema": self.ema}
+        self.optimizers = {"unet": torch.optim.AdamW(self.unet.parameters(), settings.lr,
+                                                     weight_decay=settings.weight_decay)}
+        self.samples_per_step = settings.batch
+
+    def _loss(self, net, x0: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, noise: torch.Tensor):
+        x_t = self.schedule.q_sample(x0, t, noise)
+        v = net(torch.cat([x_t, cond], 1), t.float())
+        return torch.mean((v - self.schedule.v_target(x0, t, noise)) ** 2)
+
+    def step(self, step: int) -> dict[str, float]:
+        frames = self.z_clean.shape[-1]
+        idx, off = draw_crops(batch_rng(self.settings.seed, step), len(self.z_clean), frames, self.crop,
+                              self.settings.batch)
+        idx, off = rank_slice(idx, self.d), rank_slice(off, self.d)
+        x0 = torch.stack([self.z_clean[i, ..., o : o + self.crop] for i, o in zip(idx, off, strict=True)])
+        cond = torch.stack([self.z_cond[i, ..., o : o + self.crop] for i, o in zip(idx, off, strict=True)])
+        x0, cond = x0.to(self.d.device), cond.to(self.d.device)
+        keep = (torch.rand(len(x0), 1, 1, 1) >= self.cond_drop).to(cond)
+        t = torch.randint(0, self.schedule.num_steps, (len(x0),)).to(self.d.device)
+        noise = torch.randn(x0.shape).to(self.d.device)
+        with torch.autocast(self.d.device.type, dtype=torch.bfloat16, enabled=self.d.device.type == "cuda"):
+            loss = self._loss(self.net, x0, cond * keep, t, noise)
+        loss.backward()
+        norm = clip_and_step(self.optimizers["unet"], self.unet.parameters(), self.settings.grad_clip)
+        # EMA with a warm-up (decay grows with the step), so a short CPU run still gets a useful average
+        decay = min(self.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for e, p in zip(self.ema.parameters(), self.unet.parameters(), strict=True):
+                e.lerp_(p, 1 - decay)
+        return {"loss": float(loss), "diffusion/v_mse": float(loss), "grad_norm": norm}
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        if not len(self.val_clean):
+            return {}
+        gen = torch.Generator().manual_seed(1234)  # the same noise and timesteps at every validation
+        x0, cond = self.val_clean.to(self.d.device), self.val_cond.to(self.d.device)
+        losses = []
+        for t_value in (100, 300, 500, 700, 900):
+            t = torch.full((len(x0),), t_value, device=self.d.device)
+            noise = torch.randn(x0.shape, generator=gen).to(self.d.device)
+            losses.append(float(self._loss(self.ema, x0, cond, t, noise)))
+        return {"val/v_mse": float(np.mean(losses))}
+
+    @torch.no_grad()
+    def log_examples(self, mlflow, step: int) -> None:
+        if not len(self.val_clean):
+            return
+        cond = self.val_cond[:1].to(self.d.device)
+        fn = guided(self.ema, cond, torch.zeros_like(cond), 1.0)
+        gen = torch.Generator().manual_seed(0)
+        z = sample_dpmpp_2m(fn, torch.randn(cond.shape, generator=gen).to(self.d.device),
+                            self.schedule.timesteps(20), self.schedule)
+        scale = float(self.vae_cfg["scale"])
+        mels = {name: self.vae.decode(v / scale)[0].cpu().numpy()
+                for name, v in (("condition", cond), ("generated", z), ("target", self.val_clean[:1]))}
+        fig = plots.mel_figure(mels, f"LDM (EMA), step {step}, 20 DPM-Solver++ steps")
+        mlflow.log_figure(fig, f"examples/ldm_step{step:06d}.png")
+        plots.close(fig)
+
+    def export(self) -> tuple[dict, dict]:
+        config = {"kind": "ldm", "version": VERSION, "arch": self.arch, "n_mels": self.vae_cfg["n_mels"],
+                  "latent_channels": self.vae_cfg["latent_channels"], "cond_drop": self.cond_drop,
+                  "schedule": {"num_steps": self.schedule.num_steps, "kind": "cosine_zero_terminal_snr",
+                               "prediction": "v"}, "steps": self.settings.steps}
+        return self.ema.state_dict(), config
+
+
+def load_unet(state: dict, config: dict, device: torch.device) -> torch.nn.Module:
+    unet = build_unet(config["arch"], int(config["latent_channels"]))
+    unet.load_state_dict(state)
+    return unet.to(device).eval()

@@ -1,0 +1,178 @@
+"""The training loop shared by the VAE, vocoder and latent diffusion: resume, learning-rate warm-up,
+NaN guard, checkpoints, progress bar, loss logs for DVC plots and MLflow.
+
+A model's training is a `Task`: it owns its modules and optimizers and does one optimisation step
+(forward, losses, backward, clipping, optimizer steps) in `step`. Batches are drawn from
+``batch_rng(seed, step)``, a function of the step alone, so a resumed run sees the same batches as
+an uninterrupted one, and N processes under torchrun split the same global batch one process sees.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from audiosr.progress import bar
+from audiosr.train.checkpoint import fingerprint, load_checkpoint, save_checkpoint
+from audiosr.train.distributed import Dist
+
+CHECKPOINT_EVERY = int(os.environ.get("AUDIOSR_CHECKPOINT_EVERY", "100"))  # steps; not a param: no effect on results
+LOG_EVERY = int(os.environ.get("AUDIOSR_LOG_EVERY", "10"))
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+@dataclass
+class Settings:
+    """The training block of a model's params (vae / vocoder / ldm in params.yaml)."""
+
+    steps: int
+    batch: int
+    lr: float
+    warmup: int = 100
+    grad_clip: float = 1.0
+    weight_decay: float = 0.01
+    seed: int = 0
+    validate_every: int = 250
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, block: dict) -> Settings:
+        known = {k: block[k] for k in ("steps", "batch", "lr", "warmup", "grad_clip", "weight_decay", "seed",
+                                        "validate_every") if k in block}
+        missing = {"steps", "batch", "lr"} - set(known)
+        if missing:
+            raise ValueError(f"params: training block lacks {', '.join(sorted(missing))}")
+        return cls(**known, extra={k: v for k, v in block.items() if k not in known})
+
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up, then cosine decay to 10 % of the peak."""
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        progress = (step - self.warmup) / max(1, self.steps - self.warmup)
+        return self.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def batch_rng(seed: int, step: int) -> np.random.Generator:
+    return np.random.default_rng([seed, step])
+
+
+def rank_slice(indices: np.ndarray, d: Dist) -> np.ndarray:
+    """This process's share of a global batch."""
+    return indices[d.rank :: d.world]
+
+
+class Task(Protocol):
+    name: str
+    modules: dict[str, torch.nn.Module]  # everything checkpointed (networks, EMA, discriminators)
+    optimizers: dict[str, torch.optim.Optimizer]
+    samples_per_step: int
+
+    def step(self, step: int) -> dict[str, float]: ...
+
+    def validate(self) -> dict[str, float]: ...
+
+    def log_examples(self, mlflow, step: int) -> None: ...
+
+
+def clip_and_step(opt: torch.optim.Optimizer, params, clip: float) -> float:
+    """Clip the gradient norm, take the optimizer step, return the norm before clipping."""
+    norm = torch.nn.utils.clip_grad_norm_(params, clip)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return float(norm)
+
+
+def run(task: Task, settings: Settings, checkpoint_dir: Path, identity: dict, d: Dist, mlflow=None,
+        log_csv: Path | None = None) -> dict[str, float]:
+    """Train `task` for settings.steps steps, resuming from checkpoint_dir when it holds a checkpoint of
+    the same run (same `identity`). Returns the final validation metrics."""
+    run_id = fingerprint(identity)
+    ckpt = checkpoint_dir / "last"
+    start = load_checkpoint(ckpt, task.modules, task.optimizers, run_id)
+    rows_path = checkpoint_dir / "log.csv"  # survives with the checkpoint; truncated to it on resume
+    rows = _read_rows(rows_path, start) if start else []
+    if d.main and start:
+        print(f"{task.name}: resuming from step {start} ({ckpt})")
+    val: dict[str, float] = {}
+    t_last, steps_timed = time.perf_counter(), 0
+    with bar(task.name, disable=None if d.main else True) as progress:
+        bar_task = progress.add_task(task.name, total=settings.steps, completed=start, info="")
+        for step in range(start, settings.steps):
+            for opt in task.optimizers.values():
+                for group in opt.param_groups:
+                    group["lr"] = settings.lr_at(step) * group.get("lr_scale", 1.0)
+            # the step's randomness (noise, dropout) is a function of (seed, step, rank), so a resumed run
+            # draws what an uninterrupted one would have
+            torch.manual_seed(settings.seed * 1_000_003 + step * 1009 + d.rank)
+            losses = task.step(step)
+            bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+            if bad:
+                raise TrainingDiverged(
+                    f"{task.name}: step {step}: loss {', '.join(f'{k}={v}' for k, v in bad.items())}; the last good "
+                    f"checkpoint (step {max(start, step // CHECKPOINT_EVERY * CHECKPOINT_EVERY)}) is kept in {ckpt}; "
+                    "lower the learning rate and run again"
+                )
+            steps_timed += 1
+            done = step + 1
+            if done % LOG_EVERY == 0 or done == settings.steps:
+                losses = d.mean(losses)
+                now = time.perf_counter()
+                rate = steps_timed * task.samples_per_step / max(now - t_last, 1e-9)
+                t_last, steps_timed = now, 0
+                row = {"step": done, **{k: round(v, 6) for k, v in losses.items()}, "lr": settings.lr_at(step),
+                       "samples_per_s": round(rate, 2)}
+                rows.append(row)
+                if mlflow is not None:
+                    mlflow.log_metrics({k: v for k, v in row.items() if k != "step"}, step=done)
+                main_loss = next(iter(losses.values()))
+                progress.update(bar_task, info=f"loss {main_loss:.4f} {rate:.1f} samples/s")
+            progress.update(bar_task, completed=done)
+            if done % settings.validate_every == 0 or done == settings.steps:
+                val = d.mean(task.validate())
+                if mlflow is not None:
+                    mlflow.log_metrics(val, step=done)
+                    task.log_examples(mlflow, done)
+            if done % CHECKPOINT_EVERY == 0 or done == settings.steps:
+                if d.main:
+                    save_checkpoint(ckpt, done, task.modules, task.optimizers, run_id)
+                    _write_rows(rows_path, rows)
+                d.barrier()
+    if d.main and log_csv is not None:
+        _write_rows(log_csv, rows)
+    return val
+
+
+def _read_rows(path: Path, upto: int) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [{k: (float(v) if k != "step" else int(v)) for k, v in r.items() if v != ""}
+                for r in csv.DictReader(f) if int(r["step"]) <= upto]
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(path)
+
+
+def write_summary(path: Path, metrics: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({k: round(float(v), 6) for k, v in metrics.items()}, indent=2) + "\n")

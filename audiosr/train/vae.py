@@ -1,0 +1,120 @@
+"""Training the mel VAE: L1 reconstruction + KL, and a patch discriminator after a warm-up.
+
+After training, the standard deviation of the latent means over the training set is measured and
+stored as the model's `scale` (latents are multiplied by 1/std before diffusion, as Stable
+Diffusion / AudioLDM do).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from audiosr import plots
+from audiosr.audio import MelConfig
+from audiosr.data.datasets import draw_crops, mel_crops
+from audiosr.data.store import SegmentSet
+from audiosr.models.vae import VAE, PatchDiscriminator, build_vae, d_hinge_loss, g_hinge_loss, kl_loss
+from audiosr.train.distributed import Dist
+from audiosr.train.loop import Settings, batch_rng, clip_and_step, rank_slice
+
+VERSION = 1
+
+
+class VAETask:
+    name = "vae"
+
+    def __init__(self, arch: dict, settings: Settings, mel: MelConfig, train: SegmentSet, valid: SegmentSet,
+                 d: Dist):
+        x = settings.extra
+        self.settings, self.train, self.valid, self.d, self.arch, self.mel = settings, train, valid, d, arch, mel
+        self.crop = int(x.get("crop_frames", 128))
+        self.lambdas = {"rec/l1": 1.0, "kl": float(x.get("kl_weight", 1e-6)), "adv/gen": float(x.get("adv_weight", 0.1))}
+        self.adv_start = int(x.get("adv_start", settings.steps // 2))
+        torch.manual_seed(settings.seed)
+        self.vae = build_vae(arch, mel.n_mels).to(d.device)
+        self.disc = PatchDiscriminator(int(x.get("disc_channels", 32))).to(d.device)
+        self.net, self.net_d = d.wrap(self.vae), d.wrap(self.disc)
+        betas = (0.5, 0.9)
+        self.modules = {"vae": self.vae, "disc": self.disc}
+        self.optimizers = {
+            "vae": torch.optim.AdamW(self.vae.parameters(), settings.lr, betas=betas, weight_decay=settings.weight_decay),
+            "disc": torch.optim.AdamW(self.disc.parameters(), settings.lr, betas=betas,
+                                      weight_decay=settings.weight_decay),
+        }
+        self.samples_per_step = settings.batch
+        frames = train.mel.shape[-1]
+        align = self.vae.factor
+        if self.crop % align:
+            raise ValueError(f"vae.crop_frames: {self.crop} must be a multiple of the VAE's downsampling ({align})")
+        self.frames = frames
+        self.align = align
+
+    def _batch(self, step: int) -> torch.Tensor:
+        idx, off = draw_crops(batch_rng(self.settings.seed, step), len(self.train), self.frames, self.crop,
+                              self.settings.batch, self.align)
+        return mel_crops(self.train, rank_slice(idx, self.d), rank_slice(off, self.d), self.crop).to(self.d.device)
+
+    def step(self, step: int) -> dict[str, float]:
+        mel = self._batch(step)
+        adversarial = step >= self.adv_start and self.lambdas["adv/gen"] > 0
+        recon, mean, logvar = self.net(mel)
+        losses = {"rec/l1": (recon - mel).abs().mean(), "kl": kl_loss(mean, logvar)}
+        if adversarial:
+            losses["adv/gen"] = g_hinge_loss(self.net_d(recon))
+        total = sum(self.lambdas[k] * v for k, v in losses.items())
+        total.backward()
+        clip_and_step(self.optimizers["vae"], self.vae.parameters(), self.settings.grad_clip)
+        out = {"loss": float(total), **{k: float(v) for k, v in losses.items()}}
+        self.optimizers["disc"].zero_grad(set_to_none=True)  # drop what the generator's loss left there
+        if adversarial:
+            d_loss = d_hinge_loss(self.net_d(mel), self.net_d(recon.detach()))
+            d_loss.backward()
+            clip_and_step(self.optimizers["disc"], self.disc.parameters(), self.settings.grad_clip)
+            out["adv/disc"] = float(d_loss)
+        return out
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        self.vae.eval()
+        errs = []
+        n = min(len(self.valid), 16)
+        for i in range(n):
+            mel = torch.from_numpy(np.asarray(self.valid.mel[i], dtype=np.float32))[None].to(self.d.device)
+            mean, _ = self.vae.encode(mel)
+            errs.append(float((self.vae.decode(mean) - mel).abs().mean()))
+        self.vae.train()
+        return {"val/rec_l1": float(np.mean(errs)) if errs else float("nan")}
+
+    @torch.no_grad()
+    def log_examples(self, mlflow, step: int) -> None:
+        if not len(self.valid):
+            return
+        mel = torch.from_numpy(np.asarray(self.valid.mel[0], dtype=np.float32))[None].to(self.d.device)
+        recon = self.vae.decode(self.vae.encode(mel)[0])
+        fig = plots.mel_figure({"target": mel[0].cpu().numpy(), "reconstruction": recon[0].cpu().numpy()},
+                               f"VAE, step {step}")
+        mlflow.log_figure(fig, f"examples/vae_step{step:06d}.png")
+        plots.close(fig)
+
+    @torch.no_grad()
+    def latent_std(self, max_segments: int = 256) -> float:
+        """Std of the latent means over (up to) max_segments training segments, whole length."""
+        self.vae.eval()
+        values = []
+        for i in np.linspace(0, len(self.train) - 1, min(len(self.train), max_segments)).astype(int):
+            mel = torch.from_numpy(np.asarray(self.train.mel[i], dtype=np.float32))[None].to(self.d.device)
+            values.append(self.vae.encode(mel)[0].flatten().cpu())
+        return float(torch.cat(values).std())
+
+    def export(self) -> tuple[dict, dict]:
+        config = {"kind": "vae", "version": VERSION, "arch": self.arch, "n_mels": self.mel.n_mels,
+                  "mel": self.mel.to_dict(), "scale": 1.0 / self.latent_std(), "factor": self.vae.factor,
+                  "latent_channels": self.arch["latent_channels"], "steps": self.settings.steps}
+        return self.vae.state_dict(), config
+
+
+def load_vae(state: dict, config: dict, device: torch.device) -> VAE:
+    vae = build_vae(config["arch"], config["n_mels"])
+    vae.load_state_dict(state)
+    return vae.to(device).eval()
