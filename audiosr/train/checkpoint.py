@@ -46,7 +46,10 @@ def _optimizer_join(opt: torch.optim.Optimizer, prefix: str, tensors: dict, meta
     for name, value in meta["scalars"].items():
         pid, key = name.split("/", 1)
         state.setdefault(int(pid), {})[key] = value
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    # JSON turned tuples (betas) into lists; the optimizer expects them back as they were
+    groups = [{k: (tuple(v) if isinstance(v, list) and k != "params" else v) for k, v in g.items()}
+              for g in meta["param_groups"]]
+    opt.load_state_dict({"state": state, "param_groups": groups})
 
 
 def save_checkpoint(path: Path, step: int, modules: dict[str, torch.nn.Module],

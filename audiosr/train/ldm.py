@@ -83,16 +83,17 @@ class LDMTask:
         return torch.mean((v - self.schedule.v_target(x0, t, noise)) ** 2)
 
     def step(self, step: int) -> dict[str, float]:
-        frames = self.z_clean.shape[-1]
-        idx, off = draw_crops(batch_rng(self.settings.seed, step), len(self.z_clean), frames, self.crop,
-                              self.settings.batch)
-        idx, off = rank_slice(idx, self.d), rank_slice(off, self.d)
-        x0 = torch.stack([self.z_clean[i, ..., o : o + self.crop] for i, o in zip(idx, off, strict=True)])
-        cond = torch.stack([self.z_cond[i, ..., o : o + self.crop] for i, o in zip(idx, off, strict=True)])
-        x0, cond = x0.to(self.d.device), cond.to(self.d.device)
-        keep = (torch.rand(len(x0), 1, 1, 1) >= self.cond_drop).to(cond)
-        t = torch.randint(0, self.schedule.num_steps, (len(x0),)).to(self.d.device)
-        noise = torch.randn(x0.shape).to(self.d.device)
+        b, frames = self.settings.batch, self.z_clean.shape[-1]
+        idx, off = draw_crops(batch_rng(self.settings.seed, step), len(self.z_clean), frames, self.crop, b)
+        # the randomness is drawn for the global batch and then sliced, so N processes under torchrun
+        # train on exactly what one process would
+        keep = (torch.rand(b) >= self.cond_drop).float().reshape(b, 1, 1, 1)
+        t = torch.randint(0, self.schedule.num_steps, (b,))
+        noise = torch.randn(b, *self.z_clean.shape[1:-1], self.crop)
+        mine = rank_slice(np.arange(b), self.d)
+        x0 = torch.stack([self.z_clean[idx[i], ..., off[i] : off[i] + self.crop] for i in mine])
+        cond = torch.stack([self.z_cond[idx[i], ..., off[i] : off[i] + self.crop] for i in mine])
+        x0, cond, keep, t, noise = (v.to(self.d.device) for v in (x0, cond, keep[mine], t[mine], noise[mine]))
         with torch.autocast(self.d.device.type, dtype=torch.bfloat16, enabled=self.d.device.type == "cuda"):
             loss = self._loss(self.net, x0, cond * keep, t, noise)
         loss.backward()

@@ -113,9 +113,9 @@ def run(task: Task, settings: Settings, checkpoint_dir: Path, identity: dict, d:
             for opt in task.optimizers.values():
                 for group in opt.param_groups:
                     group["lr"] = settings.lr_at(step) * group.get("lr_scale", 1.0)
-            # the step's randomness (noise, dropout) is a function of (seed, step, rank), so a resumed run
-            # draws what an uninterrupted one would have
-            torch.manual_seed(settings.seed * 1_000_003 + step * 1009 + d.rank)
+            # the step's randomness is a function of (seed, step), so a resumed run draws what an
+            # uninterrupted one would have (tasks slice global-batch draws by rank)
+            torch.manual_seed(settings.seed * 1_000_003 + step)
             losses = task.step(step)
             bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
             if bad:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
+from audiosr.tracking import stage_run
 from audiosr.train import distributed
 from audiosr.train.checkpoint import save_model
 from audiosr.train.loop import Settings, Task, run, write_summary
-from audiosr.tracking import stage_run
 
 
 def param_count(module: torch.nn.Module) -> int:

@@ -65,7 +65,7 @@ class VAETask:
         total = sum(self.lambdas[k] * v for k, v in losses.items())
         total.backward()
         clip_and_step(self.optimizers["vae"], self.vae.parameters(), self.settings.grad_clip)
-        out = {"loss": float(total), **{k: float(v) for k, v in losses.items()}}
+        out = {"loss": float(total.detach()), **{k: float(v.detach()) for k, v in losses.items()}}
         self.optimizers["disc"].zero_grad(set_to_none=True)  # drop what the generator's loss left there
         if adversarial:
             d_loss = d_hinge_loss(self.net_d(mel), self.net_d(recon.detach()))

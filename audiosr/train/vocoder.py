@@ -75,7 +75,7 @@ class VocoderTask:
         total.backward()
         clip_and_step(self.optimizers["generator"], self.gen.parameters(), self.settings.grad_clip)
         self.optimizers["disc"].zero_grad(set_to_none=True)  # drop what the generator's loss left there
-        return {"loss": float(total), **{k: float(v) for k, v in losses.items()}, **out}
+        return {"loss": float(total.detach()), **{k: float(v.detach()) for k, v in losses.items()}, **out}
 
     def _valid_pairs(self, n: int = 8):
         for i in range(min(n, len(self.valid))):

@@ -1,0 +1,198 @@
+"""Training: checkpoints, resume after a kill, the NaN guard, and the stages themselves (one process and
+two through torchrun) on tiny data made in the test."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from audiosr.audio import MelConfig
+from audiosr.data.segments import degrade_split, segment_split
+from audiosr.train import loop
+from audiosr.train.checkpoint import load_checkpoint, load_model, save_checkpoint
+from audiosr.train.distributed import Dist
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Toy:
+    """A minimal Task: linear regression on batches drawn from (seed, step)."""
+
+    name = "toy"
+    samples_per_step = 4
+
+    def __init__(self, fail_at: int | None = None, nan_at: int | None = None):
+        torch.manual_seed(0)
+        self.net = torch.nn.Linear(3, 1)
+        self.modules = {"net": self.net}
+        self.optimizers = {"net": torch.optim.AdamW(self.net.parameters(), 0.1)}
+        self.fail_at, self.nan_at = fail_at, nan_at
+
+    def step(self, step: int) -> dict[str, float]:
+        if step == self.fail_at:
+            raise KeyboardInterrupt("killed")
+        x = torch.from_numpy(loop.batch_rng(0, step).standard_normal((4, 3))).float()
+        x = x + 0.01 * torch.randn(4, 3)  # uses the loop's per-step torch seed
+        loss = ((self.net(x)[:, 0] - x.sum(1)) ** 2).mean()
+        loss.backward()
+        loop.clip_and_step(self.optimizers["net"], self.net.parameters(), 1.0)
+        return {"loss": float("nan") if step == self.nan_at else float(loss.detach())}
+
+    def validate(self) -> dict[str, float]:
+        return {"val/w": float(self.net.weight.detach().sum())}
+
+    def log_examples(self, mlflow, step: int) -> None:
+        pass
+
+
+SETTINGS = loop.Settings(steps=9, batch=4, lr=0.1, warmup=2, validate_every=3)
+
+
+def test_checkpoint_round_trip(tmp_path) -> None:
+    a = Toy()
+    a.step(0)
+    save_checkpoint(tmp_path / "ck", 1, a.modules, a.optimizers, "run-a")
+    b = Toy()
+    assert load_checkpoint(tmp_path / "ck", b.modules, b.optimizers, "run-b") == 0  # another run's state
+    assert load_checkpoint(tmp_path / "ck", b.modules, b.optimizers, "run-a") == 1
+    assert torch.equal(a.net.weight, b.net.weight)
+    sa, sb = a.optimizers["net"].state_dict(), b.optimizers["net"].state_dict()
+    assert torch.equal(sa["state"][0]["exp_avg"], sb["state"][0]["exp_avg"]) and sa["param_groups"] == sb["param_groups"]
+    assert set(p.name for p in (tmp_path / "ck").iterdir()) == {"state.safetensors", "state.json"}
+
+
+def test_resume_after_kill_matches_uninterrupted(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(loop, "CHECKPOINT_EVERY", 3)
+    monkeypatch.setattr(loop, "LOG_EVERY", 1)
+    whole = Toy()
+    loop.run(whole, SETTINGS, tmp_path / "a", {"id": 1}, Dist(), log_csv=tmp_path / "a.csv")
+    killed = Toy(fail_at=7)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run(killed, SETTINGS, tmp_path / "b", {"id": 1}, Dist())
+    resumed = Toy()
+    loop.run(resumed, SETTINGS, tmp_path / "b", {"id": 1}, Dist(), log_csv=tmp_path / "b.csv")
+    assert torch.allclose(whole.net.weight, resumed.net.weight, atol=1e-7)
+    assert (tmp_path / "a.csv").read_text() .splitlines()[0] == (tmp_path / "b.csv").read_text().splitlines()[0]
+    steps = [int(r.split(",")[0]) for r in (tmp_path / "b.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 10))  # the rows after the last checkpoint are not duplicated
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(loop, "CHECKPOINT_EVERY", 3)
+    with pytest.raises(loop.TrainingDiverged, match=r"step 4: loss loss=nan.*checkpoint \(step 3\)"):
+        loop.run(Toy(nan_at=4), SETTINGS, tmp_path, {"id": 1}, Dist())
+    assert json.loads((tmp_path / "last" / "state.json").read_text())["step"] == 3
+
+
+def test_learning_rate_warms_up_then_decays() -> None:
+    s = loop.Settings(steps=100, batch=1, lr=1.0, warmup=10)
+    lrs = [s.lr_at(i) for i in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False)) and lrs[-1] >= 0.1
+
+
+# --- the stages on tiny data -------------------------------------------------------------------
+
+
+def tiny_params() -> dict:
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p["mel"]["n_mels"] = 32
+    p["audio"]["segment_seconds"] = 0.64
+    p["vae"].update(steps=4, batch=2, crop_frames=32, adv_start=2, validate_every=2, channels=8, latent_channels=4)
+    p["vocoder"].update(steps=4, batch=2, crop_frames=8, adv_start=2, validate_every=2,
+                        istft={"dim": 32, "intermediate_dim": 64, "num_layers": 1, "n_fft": 1920, "hop": 480})
+    p["ldm"].update(steps=6, batch=4, crop_frames=32, validate_every=3, width=16, heads=2)
+    return p
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> tuple[Path, dict]:
+    """data/segments and data/pairs for tiny params, made with the package's own steps."""
+    wd = tmp_path_factory.mktemp("work")
+    params = tiny_params()
+    (wd / "params.yaml").write_text(yaml.safe_dump(params))
+    mel = MelConfig.from_params(params["mel"])
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(4):
+        t = np.arange(2 * 44_100) / 44_100
+        x = sum(np.sin(2 * np.pi * 220 * (i + 1) * k * t) / k for k in range(1, 30)) + 0.1 * rng.standard_normal(len(t))
+        sf.write(wd / f"t{i}.wav", (0.5 * x / np.abs(x).max()).astype(np.float32), 44_100)
+        rows.append({"track": f"t{i}", "path": str(wd / f"t{i}.wav")})
+    import pandas as pd
+
+    tracks = pd.DataFrame(rows)
+    for split, part in (("train", tracks.iloc[:3]), ("valid", tracks.iloc[3:])):
+        segment_split(part, wd / "data/segments" / split, wd, params["audio"], mel, workers=1)
+        degrade_split(wd / "data/segments" / split, wd / "data/pairs" / split, split, params["filter"],
+                      params["noise"], 0, mel, workers=1)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{wd / 'mlflow.db'}", "AUDIOSR_CHECKPOINT_EVERY": "2",
+           "PYTHONPATH": str(ROOT)}
+    for stage in ("train_vae", "train_vocoder"):
+        run_stage([sys.executable, str(ROOT / "stages" / f"{stage}.py")], wd, env)
+    return wd, env
+
+
+def run_stage(cmd: list[str], cwd: Path, env: dict) -> str:
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_stages_write_models_metrics_and_plots(workdir) -> None:
+    wd, env = workdir
+    run_stage([sys.executable, str(ROOT / "stages" / "train_ldm.py")], wd, env)
+    for name in ("vae", "vocoder", "ldm"):
+        state, config = load_model(wd / "models" / name)
+        assert config["kind"] == name and config["profile"] == "small" and state
+        summary = json.loads((wd / "metrics" / f"train_{name}.json").read_text())
+        assert summary["steps"] > 0 and all(np.isfinite(v) for v in summary.values())
+        log = (wd / "metrics" / f"train_{name}_log.csv").read_text().splitlines()
+        assert log[0].startswith("step,loss") and len(log) >= 2
+    assert 0 < load_model(wd / "models/vae")[1]["scale"] < 1e3
+    db = __import__("sqlite3").connect(wd / "mlflow.db")
+    names = {r[0] for r in db.execute("select name from runs where status='FINISHED'")}
+    assert {"workspace/train_vae", "workspace/train_vocoder", "workspace/train_ldm"} <= names
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one(workdir) -> None:
+    wd, env = workdir
+    run_stage([sys.executable, str(ROOT / "stages" / "train_ldm.py")], wd, env)
+    one = load_file(str(wd / "models/ldm/model.safetensors"))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
+    import shutil
+
+    shutil.rmtree(wd / "checkpoints" / "ldm")  # train from scratch, not from the finished checkpoint
+    out = run_stage([*torchrun, str(ROOT / "stages" / "train_ldm.py")], wd, env)
+    two = load_file(str(wd / "models/ldm/model.safetensors"))
+    assert one.keys() == two.keys()
+    worst = max(float((one[k] - two[k]).abs().max()) for k in one)
+    assert worst < 1e-4, (worst, out)
+    changed = max(float((one[k] - torch.zeros_like(one[k])).abs().max()) for k in one)
+    assert changed > 0
+
+
+@pytest.mark.slow
+def test_ldm_refuses_a_vae_with_other_mels(workdir, tmp_path) -> None:
+    wd, env = workdir
+    state, config = load_model(wd / "models/vae")
+    from audiosr.train.checkpoint import save_model
+
+    other = tmp_path / "w"
+    (other / "models").mkdir(parents=True)
+    for d in ("data", "params.yaml"):
+        os.symlink(wd / d, other / d)
+    save_model(other / "models/vae", state, {**config, "n_mels": 64})
+    out = subprocess.run([sys.executable, str(ROOT / "stages/train_ldm.py")], cwd=other, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode != 0 and "n_mels=64" in out.stderr and "n_mels=32" in out.stderr
