@@ -195,19 +195,21 @@ def pesq_wb(target: np.ndarray, estimate: np.ndarray, sr: int = 48_000) -> float
 
 def detect_cutoff(wave: np.ndarray, sr: int = 48_000, energy: float = 0.985, n_fft: int = 2048) -> float:
     """Effective bandwidth of ``wave`` (T,) at ``sr`` Hz, in Hz: the frequency of the first STFT bin at which the
-    cumulative mean power spectrum reaches ``energy`` (98.5 %) of the total.
+    cumulative spectrum reaches ``energy`` (98.5 %) of the total.
 
-    Power spectrum: |STFT|^2 (Hann window n_fft, hop sr / 100, centred) averaged over frames. White noise gives
-    about energy * sr / 2; a recording low-passed at fc gives a little under fc. Digital silence gives 0.0.
+    As AudioSR's post-processing does, the spectrum is the STFT magnitude |X| (not |X|²: power would put the
+    cutoff of music, whose energy sits low, far below its real bandwidth) summed over frames (Hann window
+    n_fft, hop sr / 100, centred). White noise gives about energy * sr / 2; a recording low-passed at fc gives
+    a little under fc. Digital silence gives 0.0.
     """
     x = np.asarray(wave, dtype=np.float64)
     if x.ndim != 1 or x.size == 0:
         raise ValueError(f"expected a non-empty 1-D waveform (samples,), got shape {x.shape}")
     if not 0.0 < energy <= 1.0:
         raise ValueError(f"energy must lie in (0, 1], got {energy}")
-    power = np.mean(_stft_mag(x, n_fft, int(sr / 100)).astype(np.float64) ** 2, axis=0)
-    cum = np.cumsum(power)
+    spectrum = np.sum(_stft_mag(x, n_fft, int(sr / 100)).astype(np.float64), axis=0)
+    cum = np.cumsum(spectrum)
     if cum[-1] <= 0.0:
         return 0.0
     k = int(np.searchsorted(cum, energy * cum[-1], side="left"))
-    return float(min(k, power.size - 1) * sr / n_fft)
+    return float(min(k, spectrum.size - 1) * sr / n_fft)

@@ -97,3 +97,10 @@ def stage_run(stage: str, params: dict) -> Iterator:
         mlflow.log_params(flatten(params))
         yield mlflow
         mlflow.log_metric("duration_s", time.perf_counter() - start)
+
+
+def log_summary(params: dict, metrics: dict[str, float]) -> None:
+    """The pipeline execution's summary run (`<experiment>/summary`): every param and the headline
+    metrics, so experiments line up side by side in the MLflow compare view."""
+    with stage_run("summary", params) as mlflow:
+        mlflow.log_metrics(metrics)

@@ -3,24 +3,19 @@ two through torchrun) on tiny data made in the test."""
 
 import json
 import os
-import subprocess
+import shutil
+import sqlite3
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
-import yaml
 from safetensors.torch import load_file
 
-from audiosr.audio import MelConfig
-from audiosr.data.segments import degrade_split, segment_split
 from audiosr.train import loop
-from audiosr.train.checkpoint import load_checkpoint, load_model, save_checkpoint
+from audiosr.train.checkpoint import load_checkpoint, load_model, save_checkpoint, save_model
 from audiosr.train.distributed import Dist
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT, copy_project, run_stage, stage
 
 
 class Toy:
@@ -65,7 +60,8 @@ def test_checkpoint_round_trip(tmp_path) -> None:
     assert load_checkpoint(tmp_path / "ck", b.modules, b.optimizers, "run-a") == 1
     assert torch.equal(a.net.weight, b.net.weight)
     sa, sb = a.optimizers["net"].state_dict(), b.optimizers["net"].state_dict()
-    assert torch.equal(sa["state"][0]["exp_avg"], sb["state"][0]["exp_avg"]) and sa["param_groups"] == sb["param_groups"]
+    assert torch.equal(sa["state"][0]["exp_avg"], sb["state"][0]["exp_avg"])
+    assert sa["param_groups"] == sb["param_groups"]
     assert set(p.name for p in (tmp_path / "ck").iterdir()) == {"state.safetensors", "state.json"}
 
 
@@ -99,58 +95,12 @@ def test_learning_rate_warms_up_then_decays() -> None:
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False)) and lrs[-1] >= 0.1
 
 
-# --- the stages on tiny data -------------------------------------------------------------------
-
-
-def tiny_params() -> dict:
-    p = yaml.safe_load((ROOT / "params.yaml").read_text())
-    p["mel"]["n_mels"] = 32
-    p["audio"]["segment_seconds"] = 0.64
-    p["vae"].update(steps=4, batch=2, crop_frames=32, adv_start=2, validate_every=2, channels=8, latent_channels=4)
-    p["vocoder"].update(steps=4, batch=2, crop_frames=8, adv_start=2, validate_every=2,
-                        istft={"dim": 32, "intermediate_dim": 64, "num_layers": 1, "n_fft": 1920, "hop": 480})
-    p["ldm"].update(steps=6, batch=4, crop_frames=32, validate_every=3, width=16, heads=2)
-    return p
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> tuple[Path, dict]:
-    """data/segments and data/pairs for tiny params, made with the package's own steps."""
-    wd = tmp_path_factory.mktemp("work")
-    params = tiny_params()
-    (wd / "params.yaml").write_text(yaml.safe_dump(params))
-    mel = MelConfig.from_params(params["mel"])
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(4):
-        t = np.arange(2 * 44_100) / 44_100
-        x = sum(np.sin(2 * np.pi * 220 * (i + 1) * k * t) / k for k in range(1, 30)) + 0.1 * rng.standard_normal(len(t))
-        sf.write(wd / f"t{i}.wav", (0.5 * x / np.abs(x).max()).astype(np.float32), 44_100)
-        rows.append({"track": f"t{i}", "path": str(wd / f"t{i}.wav")})
-    import pandas as pd
-
-    tracks = pd.DataFrame(rows)
-    for split, part in (("train", tracks.iloc[:3]), ("valid", tracks.iloc[3:])):
-        segment_split(part, wd / "data/segments" / split, wd, params["audio"], mel, workers=1)
-        degrade_split(wd / "data/segments" / split, wd / "data/pairs" / split, split, params["filter"],
-                      params["noise"], 0, mel, workers=1)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{wd / 'mlflow.db'}", "AUDIOSR_CHECKPOINT_EVERY": "2",
-           "PYTHONPATH": str(ROOT)}
-    for stage in ("train_vae", "train_vocoder"):
-        run_stage([sys.executable, str(ROOT / "stages" / f"{stage}.py")], wd, env)
-    return wd, env
-
-
-def run_stage(cmd: list[str], cwd: Path, env: dict) -> str:
-    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stdout + out.stderr
-    return out.stdout + out.stderr
+# --- the stages on tiny data (the `project` fixture in conftest.py) ------------------------------
 
 
 @pytest.mark.slow
-def test_stages_write_models_metrics_and_plots(workdir) -> None:
-    wd, env = workdir
-    run_stage([sys.executable, str(ROOT / "stages" / "train_ldm.py")], wd, env)
+def test_stages_write_models_metrics_and_plots(project) -> None:
+    wd, env = project
     for name in ("vae", "vocoder", "ldm"):
         state, config = load_model(wd / "models" / name)
         assert config["kind"] == name and config["profile"] == "small" and state
@@ -159,21 +109,18 @@ def test_stages_write_models_metrics_and_plots(workdir) -> None:
         log = (wd / "metrics" / f"train_{name}_log.csv").read_text().splitlines()
         assert log[0].startswith("step,loss") and len(log) >= 2
     assert 0 < load_model(wd / "models/vae")[1]["scale"] < 1e3
-    db = __import__("sqlite3").connect(wd / "mlflow.db")
+    db = sqlite3.connect(wd / "mlflow.db")
     names = {r[0] for r in db.execute("select name from runs where status='FINISHED'")}
     assert {"workspace/train_vae", "workspace/train_vocoder", "workspace/train_ldm"} <= names
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_match_one(workdir) -> None:
-    wd, env = workdir
-    run_stage([sys.executable, str(ROOT / "stages" / "train_ldm.py")], wd, env)
+def test_torchrun_two_processes_match_one(project, tmp_path) -> None:
+    wd, env = copy_project(project, tmp_path)
     one = load_file(str(wd / "models/ldm/model.safetensors"))
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
-    import shutil
-
     shutil.rmtree(wd / "checkpoints" / "ldm")  # train from scratch, not from the finished checkpoint
-    out = run_stage([*torchrun, str(ROOT / "stages" / "train_ldm.py")], wd, env)
+    out = run_stage([*torchrun, str(ROOT / "stages" / "train_ldm.py")], wd, env).stderr
     two = load_file(str(wd / "models/ldm/model.safetensors"))
     assert one.keys() == two.keys()
     worst = max(float((one[k] - two[k]).abs().max()) for k in one)
@@ -183,16 +130,13 @@ def test_torchrun_two_processes_match_one(workdir) -> None:
 
 
 @pytest.mark.slow
-def test_ldm_refuses_a_vae_with_other_mels(workdir, tmp_path) -> None:
-    wd, env = workdir
+def test_ldm_refuses_a_vae_with_other_mels(project, tmp_path) -> None:
+    wd, env = project
     state, config = load_model(wd / "models/vae")
-    from audiosr.train.checkpoint import save_model
-
     other = tmp_path / "w"
     (other / "models").mkdir(parents=True)
     for d in ("data", "params.yaml"):
         os.symlink(wd / d, other / d)
     save_model(other / "models/vae", state, {**config, "n_mels": 64})
-    out = subprocess.run([sys.executable, str(ROOT / "stages/train_ldm.py")], cwd=other, env=env, capture_output=True,
-                         text=True, timeout=300)
+    out = run_stage(stage("train_ldm"), other, env, ok=False)
     assert out.returncode != 0 and "n_mels=64" in out.stderr and "n_mels=32" in out.stderr

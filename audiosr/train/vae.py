@@ -29,7 +29,8 @@ class VAETask:
         x = settings.extra
         self.settings, self.train, self.valid, self.d, self.arch, self.mel = settings, train, valid, d, arch, mel
         self.crop = int(x.get("crop_frames", 128))
-        self.lambdas = {"rec/l1": 1.0, "kl": float(x.get("kl_weight", 1e-6)), "adv/gen": float(x.get("adv_weight", 0.1))}
+        self.lambdas = {"rec/l1": 1.0, "kl": float(x.get("kl_weight", 1e-6)),
+                        "adv/gen": float(x.get("adv_weight", 0.1))}
         self.adv_start = int(x.get("adv_start", settings.steps // 2))
         torch.manual_seed(settings.seed)
         self.vae = build_vae(arch, mel.n_mels).to(d.device)
@@ -38,9 +39,8 @@ class VAETask:
         betas = (0.5, 0.9)
         self.modules = {"vae": self.vae, "disc": self.disc}
         self.optimizers = {
-            "vae": torch.optim.AdamW(self.vae.parameters(), settings.lr, betas=betas, weight_decay=settings.weight_decay),
-            "disc": torch.optim.AdamW(self.disc.parameters(), settings.lr, betas=betas,
-                                      weight_decay=settings.weight_decay),
+            name: torch.optim.AdamW(m.parameters(), settings.lr, betas=betas, weight_decay=settings.weight_decay)
+            for name, m in self.modules.items()
         }
         self.samples_per_step = settings.batch
         frames = train.mel.shape[-1]
@@ -71,7 +71,7 @@ class VAETask:
             d_loss = d_hinge_loss(self.net_d(mel), self.net_d(recon.detach()))
             d_loss.backward()
             clip_and_step(self.optimizers["disc"], self.disc.parameters(), self.settings.grad_clip)
-            out["adv/disc"] = float(d_loss)
+            out["adv/disc"] = float(d_loss.detach())
         return out
 
     @torch.no_grad()

@@ -4,10 +4,13 @@ metrics)."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import torch
 
-from audiosr.audio import MelConfig
+from audiosr.audio import SAMPLE_RATE, MelConfig, write
 from audiosr.data.datasets import draw_crops, mel_crops, wave_crops
 from audiosr.data.store import SegmentSet
 from audiosr.models.vocoder import (
@@ -33,7 +36,8 @@ class VocoderTask:
         x = settings.extra
         self.settings, self.train, self.valid, self.d, self.arch, self.mel = settings, train, valid, d, arch, mel
         self.crop = int(x.get("crop_frames", 32))
-        self.lambdas = {"mel/l1": 45.0, "adv/gen": float(x.get("adv_weight", 1.0)), "adv/fm": float(x.get("fm_weight", 2.0))}
+        self.lambdas = {"mel/l1": 45.0, "adv/gen": float(x.get("adv_weight", 1.0)),
+                        "adv/fm": float(x.get("fm_weight", 2.0))}
         self.adv_start = int(x.get("adv_start", 0))
         torch.manual_seed(settings.seed)
         self.gen = build_vocoder(arch, mel.n_mels).to(d.device)
@@ -64,7 +68,7 @@ class VocoderTask:
             d_loss = discriminator_loss(real_logits, fake_logits)
             d_loss.backward()
             clip_and_step(self.optimizers["disc"], self.disc.parameters(), self.settings.grad_clip)
-            out["adv/disc"] = float(d_loss)
+            out["adv/disc"] = float(d_loss.detach())
         losses = {"mel/l1": mel_l1_loss(fake, wave, self.mel)}
         if adversarial:
             _, real_feats = self.net_d(wave)
@@ -92,11 +96,6 @@ class VocoderTask:
 
     @torch.no_grad()
     def log_examples(self, mlflow, step: int) -> None:
-        import tempfile
-        from pathlib import Path
-
-        from audiosr.audio import SAMPLE_RATE, write
-
         self.gen.eval()
         with tempfile.TemporaryDirectory() as tmp:
             for k, (mel, wave) in enumerate(self._valid_pairs(2)):

@@ -1,0 +1,86 @@
+"""DVC stage evaluate: the fixed protocol on the test split -> metrics/eval*.{json,csv}, plots/*.png, MLflow."""
+
+import json
+import tempfile
+from pathlib import Path
+
+from audiosr import plots
+from audiosr.audio import SAMPLE_RATE, log_mel, write
+from audiosr.data.store import SegmentSet
+from audiosr.evaluate import evaluate, summarise
+from audiosr.params import load_params
+from audiosr.pipeline import ModelError, Pipeline
+from audiosr.progress import bar
+from audiosr.tracking import flatten, log_summary, stage_run
+from audiosr.train.distributed import pick_device
+
+METRICS, PLOTS = Path("metrics"), Path("plots")
+
+
+def check_compatible(pipe: Pipeline, test: SegmentSet, params: dict) -> None:
+    if pipe.config["n_mels"] != test.meta["mel"]["n_mels"]:
+        raise ModelError(f"models/pipeline was trained with n_mels={pipe.config['n_mels']}, the test data has "
+                         f"n_mels={test.meta['mel']['n_mels']}; re-run training (dvc repro)")
+    if pipe.config["profile"] != params["profile"]:
+        raise ModelError(f"models/pipeline is a {pipe.config['profile']!r} model, params.yaml asks for profile "
+                         f"{params['profile']!r}; re-run training (dvc repro)")
+
+
+def main() -> None:
+    params = load_params()
+    cfg = params["eval"]
+    test = SegmentSet.open("data/segments/test")
+    pipe = Pipeline.load("models/pipeline", pick_device())
+    check_compatible(pipe, test, params)
+    with stage_run("evaluate", {"eval": cfg}) as mlflow:
+        with bar("evaluate") as progress:
+            task = progress.add_task("evaluate", total=None, info="")
+            rows, examples, rtf = evaluate(pipe, test, cfg, lambda d, n: progress.update(task, completed=d, total=n))
+        headline, by_condition = summarise(rows, rtf)
+        METRICS.mkdir(exist_ok=True)
+        PLOTS.mkdir(exist_ok=True)
+        (METRICS / "eval.json").write_text(json.dumps(headline, indent=2) + "\n")
+        by_condition.round(4).to_csv(METRICS / "eval_by_condition.csv", index=False)
+        # wide tables (one column per system) for DVC plots
+        by_cutoff = rows.pivot_table("lsd", "cutoff_hz", "system", sort=False).reset_index()
+        by_cutoff.insert(0, "cutoff_khz", by_cutoff.pop("cutoff_hz") / 1000)
+        by_cutoff.round(4).to_csv(METRICS / "eval_lsd_by_cutoff.csv", index=False)
+        rows.pivot_table("lsd_hf", "filter", "system", sort=False).reset_index().round(4).to_csv(
+            METRICS / "eval_lsd_hf_by_filter.csv", index=False)
+        flat = {k.replace("/", "."): v for k, v in flatten(headline).items()}
+        mlflow.log_metrics({k: float(v) for k, v in flat.items()})
+        for path in sorted(METRICS.glob("eval*")):
+            mlflow.log_artifact(str(path), "tables")
+        with tempfile.TemporaryDirectory() as tmp:
+            for cond, clean, outs in examples:
+                name = f"{int(cond.cutoff_hz) // 1000}k_{cond.filter}"
+                mels = {"input": log_mel(outs["unprocessed"], pipe.mel).numpy(),
+                        "model_lfr": log_mel(outs["model_lfr"], pipe.mel).numpy(),
+                        "target": log_mel(clean, pipe.mel).numpy()}
+                cutoff_bin = mel_bin(cond.cutoff_hz, pipe)
+                fig = plots.mel_figure(mels, f"cutoff {cond.cutoff_hz / 1000:g} kHz, {cond.filter}", cutoff_bin)
+                fig.savefig(PLOTS / f"spectrogram_{name}.png", dpi=100)
+                mlflow.log_figure(fig, f"spectrograms/{name}.png")
+                plots.close(fig)
+                for system, wave in (("input", outs["unprocessed"]), ("output", outs["model_lfr"]), ("target", clean)):
+                    write(Path(tmp) / f"{name}_{system}.wav", wave, SAMPLE_RATE)
+            mlflow.log_artifacts(tmp, "audio")
+    train = {f"train_{p.stem[6:]}.{k}": v for p in sorted(METRICS.glob("train_*.json"))
+             for k, v in json.loads(p.read_text()).items() if not k.startswith("params/")}
+    log_summary(params, {**{k: float(v) for k, v in flat.items() if k.count(".") == 1}, **train})
+    model = headline["model_lfr"]
+    print(f"evaluate: model_lfr LSD {model['lsd']:.3f} (unprocessed {headline['unprocessed']['lsd']:.3f}, "
+          f"gt_vocoder {headline['gt_vocoder']['lsd']:.3f}), RTF {headline['model']['rtf']:.3f}")
+
+
+def mel_bin(hz: float, pipe: Pipeline) -> float:
+    """The (fractional) mel bin of a frequency, for marking the cutoff on a mel image."""
+    import librosa
+    import numpy as np
+
+    centres = librosa.mel_frequencies(pipe.mel.n_mels + 2, fmin=pipe.mel.fmin, fmax=pipe.mel.fmax)[1:-1]
+    return float(np.interp(hz, centres, np.arange(pipe.mel.n_mels)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Shared fixtures: a tiny project that went through the real stages (data made by the package's own
+segment/degrade steps, then the train_vae, train_vocoder, train_ldm and package stage scripts run as
+subprocesses), for the tests of training, evaluation and upsampling."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import yaml
+
+from audiosr.audio import MelConfig
+from audiosr.data.segments import degrade_split, segment_split
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_params() -> dict:
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p["mel"]["n_mels"] = 32
+    p["audio"]["segment_seconds"] = 0.64
+    p["vae"].update(steps=4, batch=2, crop_frames=32, adv_start=2, validate_every=2, channels=8, latent_channels=4)
+    p["vocoder"].update(steps=4, batch=2, crop_frames=8, adv_start=2, validate_every=2,
+                        istft={"dim": 32, "intermediate_dim": 64, "num_layers": 1, "n_fft": 1920, "hop": 480})
+    p["ldm"].update(steps=6, batch=4, crop_frames=32, validate_every=3, width=16, heads=2)
+    p["eval"].update(cutoffs_hz=[4000, 8000], filters=["chebyshev", "boxcar"], noises=["none", "tone"], clips=2,
+                     steps=2, perceptual=False)
+    return p
+
+
+def run_stage(cmd: list[str], cwd: Path, env: dict, ok: bool = True) -> subprocess.CompletedProcess:
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if ok:
+        assert out.returncode == 0, out.stdout + out.stderr
+    return out
+
+
+def stage(name: str) -> list[str]:
+    return [sys.executable, str(ROOT / "stages" / f"{name}.py")]
+
+
+def tone_tracks(folder: Path, n: int) -> pd.DataFrame:
+    """n 2-second harmonic tones with a little noise, 44.1 kHz, as a tracks table."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        t = np.arange(2 * 44_100) / 44_100
+        x = sum(np.sin(2 * np.pi * 110 * (i + 1) * k * t) / k for k in range(1, 60) if 110 * (i + 1) * k < 20_000)
+        x = x + 0.05 * rng.standard_normal(len(t))
+        sf.write(folder / f"t{i}.wav", (0.5 * x / np.abs(x).max()).astype(np.float32), 44_100)
+        rows.append({"track": f"t{i}", "path": str(folder / f"t{i}.wav")})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory) -> tuple[Path, dict]:
+    """A working folder with params.yaml, data/{segments,pairs}, models/{vae,vocoder,ldm,pipeline},
+    metrics/ and an MLflow store, made by the real stages on tiny params."""
+    wd = tmp_path_factory.mktemp("project")
+    params = tiny_params()
+    (wd / "params.yaml").write_text(yaml.safe_dump(params))
+    mel = MelConfig.from_params(params["mel"])
+    tracks = tone_tracks(wd, 5)
+    for split, part in (("train", tracks.iloc[:3]), ("valid", tracks.iloc[3:4]), ("test", tracks.iloc[4:])):
+        segment_split(part, wd / "data/segments" / split, wd, params["audio"], mel, workers=1)
+        if split != "test":
+            degrade_split(wd / "data/segments" / split, wd / "data/pairs" / split, split, params["filter"],
+                          params["noise"], 0, mel, workers=1)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{wd / 'mlflow.db'}", "AUDIOSR_CHECKPOINT_EVERY": "2",
+           "PYTHONPATH": str(ROOT), "AUDIOSR_DEVICE": "cpu"}
+    for name in ("train_vae", "train_vocoder", "train_ldm", "package"):
+        run_stage(stage(name), wd, env)
+    return wd, env
+
+
+def copy_project(project: tuple[Path, dict], dest: Path) -> tuple[Path, dict]:
+    """A private copy of the project, for tests that change it."""
+    wd, env = project
+    shutil.copytree(wd, dest / "p", symlinks=True)
+    return dest / "p", {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{dest / 'p' / 'mlflow.db'}"}

@@ -1,0 +1,99 @@
+"""The evaluation protocol and the evaluate stage, run for real on the tiny project's trained models."""
+
+import json
+import shutil
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from audiosr.data.store import SegmentSet
+from audiosr.evaluate import Condition, degraded_input, grid, pick_clips
+from audiosr.train.checkpoint import load_model, save_model
+from tests.conftest import copy_project, run_stage, stage, tiny_params
+
+EVAL = tiny_params()["eval"]
+
+
+def test_grid_is_the_full_product() -> None:
+    full = yaml.safe_load(open("params.yaml"))["eval"]
+    conditions = grid(full)
+    assert len(conditions) == 5 * 4 * 3 and len(set(conditions)) == 60
+    assert {c.cutoff_hz for c in conditions} == {2000, 4000, 8000, 12000, 16000}
+
+
+def test_inputs_are_fixed_and_quantised(project) -> None:
+    wd, _ = project
+    test = SegmentSet.open(wd / "data/segments/test")
+    assert pick_clips(test, 2) == pick_clips(test, 2) == [0, len(test) - 1]
+    clean = test.audio(0)
+    cond = Condition(4000.0, "chebyshev", "tone")
+    a, b = degraded_input(clean, cond, EVAL, seed=3), degraded_input(clean, cond, EVAL, seed=3)
+    assert np.array_equal(a, b)
+    assert np.allclose(a * 32767, np.round(a * 32767), atol=1e-3)  # on the 16-bit grid
+
+
+@pytest.mark.slow
+def test_evaluate_stage(project, tmp_path) -> None:
+    wd, env = copy_project(project, tmp_path)
+    out = run_stage(stage("evaluate"), wd, env).stdout
+    assert "model_lfr LSD" in out
+    headline = json.loads((wd / "metrics/eval.json").read_text())
+    assert set(headline) == {"unprocessed", "gt_vocoder", "gt_vae", "model", "model_lfr"}
+    for system, values in headline.items():
+        assert {"lsd", "lsd_hf", "lsd_lf", "si_sdr"} <= set(values), system
+        assert set(values["lsd_by_cutoff"]) == {"4k", "8k"}
+        assert all(np.isfinite(v) for k, v in values.items() if k != "lsd_by_cutoff")
+    assert headline["model"]["rtf"] > 0
+    # below the cutoff the replacement gives back the input: LSD-LF equals unprocessed's
+    assert abs(headline["model_lfr"]["lsd_lf"] - headline["unprocessed"]["lsd_lf"]) < 0.25
+    table = pd.read_csv(wd / "metrics/eval_by_condition.csv")
+    assert len(table) == 5 * 2 * 2 * 2
+    by_cutoff = pd.read_csv(wd / "metrics/eval_lsd_by_cutoff.csv")
+    assert list(by_cutoff.cutoff_khz) == [4.0, 8.0] and "model_lfr" in by_cutoff
+    assert sorted(p.name for p in (wd / "plots").glob("*.png")) == ["spectrogram_4k_chebyshev.png",
+                                                                     "spectrogram_8k_chebyshev.png"]
+    db = sqlite3.connect(wd / "mlflow.db")
+    runs = {r[0] for r in db.execute("select name from runs where status='FINISHED'")}
+    assert {"workspace/evaluate", "workspace/summary"} <= runs
+    summary_params = {r[0] for r in db.execute(
+        "select p.key from params p join runs r on r.run_uuid = p.run_uuid where r.name = 'workspace/summary'")}
+    assert {"noise.type", "filter.types", "eval.steps", "ldm.lr"} <= summary_params
+    summary_metrics = {r[0] for r in db.execute(
+        "select m.key from metrics m join runs r on r.run_uuid = m.run_uuid where r.name = 'workspace/summary'")}
+    assert {"model_lfr.lsd", "unprocessed.lsd", "model.rtf"} <= summary_metrics
+
+
+@pytest.mark.slow
+def test_evaluate_bad_inputs(project, tmp_path) -> None:
+    wd, env = copy_project(project, tmp_path)
+    config = json.loads((wd / "models/pipeline/config.json").read_text())
+    (wd / "models/pipeline/config.json").write_text(json.dumps({**config, "n_mels": 64}))
+    out = run_stage(stage("evaluate"), wd, env, ok=False)
+    assert out.returncode != 0 and "n_mels=64" in out.stderr and "n_mels=32" in out.stderr
+    (wd / "models/pipeline/config.json").write_text(json.dumps({**config, "profile": "full"}))
+    out = run_stage(stage("evaluate"), wd, env, ok=False)
+    assert out.returncode != 0 and "'full' model" in out.stderr
+    (wd / "models/pipeline/config.json").write_text(json.dumps(config))
+    (wd / "models/pipeline/vocoder.safetensors").unlink()
+    out = run_stage(stage("evaluate"), wd, env, ok=False)
+    assert out.returncode != 0 and "missing vocoder.safetensors" in out.stderr
+    shutil.rmtree(wd / "data/segments/test")
+    out = run_stage(stage("evaluate"), wd, env, ok=False)
+    assert out.returncode != 0 and "data/segments/test: missing" in out.stderr
+
+
+def test_a_model_part_from_another_mel_setting_is_refused(project, tmp_path) -> None:
+    from audiosr.pipeline import ModelError, package
+
+    wd, _ = project
+    models = tmp_path / "models"
+    for name in ("vae", "ldm", "vocoder"):
+        shutil.copytree(wd / "models" / name, models / name)
+    state, config = load_model(models / "vocoder")
+    save_model(models / "vocoder", state, {**config, "n_mels": 64})
+    with pytest.raises(ModelError, match="different n_mels"):
+        package(models, tmp_path / "pipeline")
+    assert not (tmp_path / "pipeline").exists()
