@@ -1,20 +1,37 @@
-"""The `audiosr` command."""
+"""The `audiosr` command: `degrade` makes test inputs, `upsample` restores files with a trained model,
+`info` describes a model. Thin: the work is in audiosr.degrade and audiosr.pipeline."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import numpy as np
+import torch
 import typer
 
 from audiosr import degrade as deg
-from audiosr.audio import AudioError, read, write
+from audiosr import plots
+from audiosr.audio import SAMPLE_RATE, AudioError, read, write
+from audiosr.pipeline import (
+    DEFAULT_GUIDANCE,
+    DEFAULT_STEPS,
+    OUTPUT_RATES,
+    PARTS,
+    FileResult,
+    ModelError,
+    Pipeline,
+    Spectrograms,
+    describe,
+    resolve_model,
+)
+from audiosr.progress import bar
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audio super-resolution tools.")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(1)
 
@@ -61,3 +78,204 @@ def degrade(
         _fail(str(exc))
     write(output, y, sr)
     typer.echo(f"{output}: {filter} order {order} at {cutoff:g} Hz, noise {noise}, {sr} Hz, {wave.shape[0]} ch")
+
+
+# --------------------------------------------------------------------------------------------------
+# upsample / info
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf",
+                  ".w64", ".rf64"}
+
+
+@dataclass
+class Job:
+    src: Path
+    dst: Path
+    found: bool  # found in a folder (not named on the command line)
+
+
+def plan(inputs: list[Path], output: Path | None, rate: int) -> tuple[list[Job], list[str]]:
+    """Inputs (files, folders searched recursively) -> (jobs, one error line per unusable input).
+
+    Outputs are `<stem>_48k.wav` (`_44k` at 44.1 kHz) beside each input, or under `output`: a file for
+    one input file, a folder for more (a folder input's tree mirrored inside it). A file found in a
+    folder that is another input's output (an earlier run's result) is not an input.
+    """
+    errors: list[str] = []
+    found: list[tuple[Path, Path | None]] = []
+    for item in inputs:
+        if item.is_dir():
+            files = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+                           and not p.name.startswith("."))
+            if not files:
+                errors.append(f"{item}: no audio files in this folder (looked for {', '.join(sorted(AUDIO_SUFFIXES))})")
+            found += [(p, item) for p in files]
+        elif item.exists():
+            found.append((item, None))
+        else:
+            errors.append(f"{item}: no such file or folder")
+    suffix = f"_{rate // 1000}k.wav"
+    single = len(inputs) == 1 and len(found) == 1 and found[0][1] is None
+    jobs = []
+    for src, root in found:
+        if output is None:
+            dst = src.with_name(src.stem + suffix)
+        elif single and not output.is_dir():
+            dst = output
+        else:
+            dst = output / (src.parent.relative_to(root) if root else Path()) / (src.stem + suffix)
+        jobs.append(Job(src, dst, root is not None))
+    outputs = {j.dst.resolve() for j in jobs}
+    return [j for j in jobs if not (j.found and j.src.resolve() in outputs)], errors
+
+
+def _cutoff(value: str) -> float | None:
+    if value == "auto":
+        return None
+    try:
+        hz = float(value)
+    except ValueError:
+        hz = -1.0
+    if not 0 <= hz < SAMPLE_RATE / 2:
+        _fail(f"--cutoff: {value!r} is not 'auto' or a frequency in Hz from 0 (no replacement) to 24000")
+    return hz
+
+
+def _spectrogram_path(spectrogram: Path, job: Job, many: bool) -> Path:
+    return spectrogram / f"{job.dst.stem}.png" if many else spectrogram
+
+
+def _save_figure(spectrograms: Spectrograms, result: FileResult, path: Path) -> None:
+    fig = plots.spectrogram_figure(spectrograms.images, spectrograms.seconds, result.cutoff_hz, SAMPLE_RATE,
+                                   title=result.input.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plots.close(fig)
+    tmp.replace(path)
+
+
+def _summary(r: FileResult) -> str:
+    cut = "/".join(f"{c / 1000:.1f}" for c in r.cutoff_hz)
+    head = f"{r.input} -> {r.output}: {r.seconds:.1f} s, {r.channels} ch, {r.sample_rate} Hz, cutoff {cut} kHz"
+    if r.copied:
+        return f"{head}; already 48 kHz and full band: copied (pass --force to upsample anyway)"
+    return f"{head}; {r.elapsed_s:.1f} s, RTF {r.rtf:.2f}"
+
+
+@app.command()
+def upsample(
+    inputs: Annotated[list[Path], typer.Argument(help="Audio files or folders (searched recursively).")],
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="Output file (one input) or folder (several). Default: <name>_48k.wav beside it.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(
+        help="Pipeline folder, runs:/<run id>/pipeline or models:/<name>/<version>. Default: models/pipeline.")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Diffusion sampling steps.")] = DEFAULT_STEPS,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (1: none).")] = DEFAULT_GUIDANCE,
+    seed: Annotated[int, typer.Option(help="Seed of the diffusion noise.")] = 0,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda. Default: cuda when available.")] = None,
+    cutoff: Annotated[str, typer.Option(
+        help="Keep the input below this frequency (Hz); 'auto' detects it per channel, 0 keeps nothing.")] = "auto",
+    output_rate: Annotated[int, typer.Option("--output-rate", help="48000 or 44100.")] = SAMPLE_RATE,
+    spectrogram: Annotated[Path | None, typer.Option(
+        help="Write a PNG of input and output side by side (a folder of PNGs for several inputs).")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite existing outputs; upsample inputs that are already 48 kHz full band.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summaries, only errors.")] = False,
+) -> None:
+    """Restore recordings to 48 kHz with a trained model: any length, rate and channel count."""
+    if output_rate not in OUTPUT_RATES:
+        _fail(f"--output-rate: {output_rate} is not one of {', '.join(map(str, OUTPUT_RATES))}")
+    if steps < 1:
+        _fail(f"--steps: must be at least 1, got {steps}")
+    if device not in (None, "cpu", "cuda"):
+        _fail(f"--device: {device!r} is not cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        _fail("--device cuda: CUDA is not available on this machine; use --device cpu")
+    cutoff_hz = _cutoff(cutoff)
+    jobs, failures = plan(inputs, output, output_rate)
+    for line in failures:
+        typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
+    try:
+        with resolve_model(model) as path:
+            pipe = Pipeline.load(path, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except ModelError as exc:
+        _fail(str(exc))
+    sources = {j.src.resolve() for j in jobs}
+    targets: set[Path] = set()
+    with bar("upsample", disable=True if quiet else None) as progress:
+        for job in jobs:
+            error = _check(job, sources, targets, force)
+            if error is None:
+                task = progress.add_task(job.src.name, total=None, info="")
+                spec = Spectrograms() if spectrogram else None
+                try:
+                    result = pipe.upsample_file(
+                        job.src, job.dst, steps, guidance, seed, cutoff_hz, output_rate, copy_full_band=not force,
+                        progress=lambda d, n, t=task: progress.update(t, completed=d, total=n), spectrogram=spec)
+                    if spec is not None:
+                        _save_figure(spec, result, _spectrogram_path(spectrogram, job, len(jobs) > 1))
+                except (AudioError, ValueError, OSError) as exc:
+                    error = str(exc) if str(job.src) in str(exc) else f"{job.src}: {exc}"
+                progress.remove_task(task)
+            if error is not None:
+                failures.append(error)
+                typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+            elif not quiet:
+                typer.echo(_summary(result))
+    if failures:
+        typer.secho(f"{len(failures)} input(s) failed:", fg=typer.colors.RED, err=True)
+        for line in failures:
+            typer.secho(f"  {line}", err=True)
+        raise typer.Exit(1)
+
+
+def _check(job: Job, sources: set[Path], targets: set[Path], force: bool) -> str | None:
+    """Why a job's output may not be written, or None."""
+    dst = job.dst.resolve()
+    if dst in sources:
+        return f"{job.src}: the output {job.dst} is an input; inputs are never overwritten"
+    if dst in targets:
+        return f"{job.src}: another input already writes {job.dst}; give the inputs distinct names"
+    targets.add(dst)
+    if job.dst.exists() and not force:
+        return f"{job.src}: the output {job.dst} exists; pass --force to overwrite it"
+    return None
+
+
+@app.command()
+def info(model: Annotated[str, typer.Argument(help="Pipeline folder, runs:/<run id>/pipeline or models:/<name>/<v>.")]
+         ) -> None:
+    """What a model is: profile, sizes, mel settings, training data and steps, logged metrics."""
+    try:
+        with resolve_model(model) as path:
+            d = describe(path, model)
+    except ModelError as exc:
+        _fail(str(exc))
+    cfg = d["config"]
+    mel = cfg["mel"]
+    lines = [
+        ("model", model),
+        ("profile", f"{cfg.get('profile')} (format version {cfg['version']})"),
+        ("mel", f"{mel['n_mels']} bands, {mel['sample_rate']} Hz, n_fft {mel['n_fft']}, hop {mel['hop']}, "
+                f"{mel['fmin']:g}-{mel['fmax']:g} Hz"),
+        ("segment", f"{cfg.get('segment_frames', 512)} frames "
+                    f"({cfg.get('segment_frames', 512) * mel['hop'] / mel['sample_rate']:.2f} s)"),
+        ("latent scale", f"{cfg['latent_scale']:.4g}"),
+    ]
+    for part in PARTS:
+        arch = cfg[part]["arch"]
+        shape = ", ".join(f"{k} {v}" for k, v in arch.items() if not isinstance(v, dict))
+        lines.append((part, f"{d['params'][part] / 1e6:.2f} M params, {cfg[part].get('steps', '?')} steps; {shape}"))
+    data = cfg.get("training_data")
+    if data:
+        lines.append(("training data", ", ".join(f"{k} {v}" for k, v in data.items())))
+    for source in ("metrics", "run_metrics"):
+        values = cfg.get(source, {}) if source == "metrics" else d[source]
+        for key, value in sorted(values.items()):
+            lines.append((key, f"{value:.4g}" if isinstance(value, float) else str(value)))
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        typer.echo(f"{key:<{width}}  {value}")

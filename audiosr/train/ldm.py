@@ -103,7 +103,8 @@ class LDMTask:
         with torch.no_grad():
             for e, p in zip(self.ema.parameters(), self.unet.parameters(), strict=True):
                 e.lerp_(p, 1 - decay)
-        return {"loss": float(loss), "diffusion/v_mse": float(loss), "grad_norm": norm}
+        value = float(loss.detach())
+        return {"loss": value, "diffusion/v_mse": value, "grad_norm": norm}
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:

@@ -1,0 +1,81 @@
+"""The real MLflow server on a loopback port, against the store the tiny project's stages wrote: runs,
+params, metrics and artifacts are visible through its REST API."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from tests.conftest import copy_project, run_stage, stage
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(base: str, endpoint: str, **query) -> dict:
+    url = f"{base}{endpoint}?{urllib.parse.urlencode(query)}" if query else f"{base}{endpoint}"
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def post(base: str, endpoint: str, body: dict) -> dict:
+    req = urllib.request.Request(f"{base}{endpoint}", json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+@pytest.mark.slow
+def test_mlflow_server_shows_the_pipeline_runs(project, tmp_path) -> None:
+    wd, env = copy_project(project, tmp_path)
+    run_stage(stage("evaluate"), wd, env)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{wd / 'mlflow.db'}",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=wd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("the MLflow server did not come up")
+        experiments = post(base, "/api/2.0/mlflow/experiments/search", {"max_results": 10})["experiments"]
+        exp = next(e for e in experiments if e["name"] == "audiosr")
+        runs = post(base, "/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]],
+                                                          "max_results": 100})["runs"]
+        by_name = {r["info"]["run_name"]: r for r in runs}
+        assert {"workspace/train_vae", "workspace/train_ldm", "workspace/evaluate", "workspace/summary"} <= set(
+            by_name)
+        summary = by_name["workspace/summary"]["data"]
+        params = {p["key"]: p["value"] for p in summary["params"]}
+        metrics = {m["key"]: m["value"] for m in summary["metrics"]}
+        assert params["noise.type"] == "mixed" and "model_lfr.lsd" in metrics
+        tags = {t["key"]: t["value"] for t in summary["tags"]}
+        assert tags["stage"] == "summary" and tags["dvc.exp_name"] == "workspace"
+        history = get(base, "/api/2.0/mlflow/metrics/get-history", run_id=by_name["workspace/train_ldm"]["info"]
+                      ["run_id"], metric_key="loss")["metrics"]
+        assert len(history) >= 1
+        ev = by_name["workspace/evaluate"]["info"]["run_id"]
+        files = {f["path"] for f in get(base, "/api/2.0/mlflow/artifacts/list", run_id=ev)["files"]}
+        assert {"audio", "spectrograms", "tables"} <= files
+        audio = [f["path"] for f in get(base, "/api/2.0/mlflow/artifacts/list", run_id=ev, path="audio")["files"]]
+        assert any(p.endswith("_output.wav") for p in audio)
+        with urllib.request.urlopen(f"{base}/get-artifact?path={audio[0]}&run_uuid={ev}", timeout=30) as r:
+            assert r.read(4) == b"RIFF"  # the UI's player gets a real wav
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert server.returncode is not None
