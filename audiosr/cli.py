@@ -19,6 +19,7 @@ from audiosr.pipeline import (
     DEFAULT_STEPS,
     OUTPUT_RATES,
     PARTS,
+    PRECISIONS,
     FileResult,
     ModelError,
     Pipeline,
@@ -98,7 +99,8 @@ def plan(inputs: list[Path], output: Path | None, rate: int) -> tuple[list[Job],
     """Inputs (files, folders searched recursively) -> (jobs, one error line per unusable input).
 
     Outputs are `<stem>_48k.wav` (`_44k` at 44.1 kHz) beside each input, or under `output`: a file for
-    one input file, a folder for more (a folder input's tree mirrored inside it). A file found in a
+    one input file (unless `output` is a folder or has no suffix), a folder for more (a folder input's
+    tree mirrored inside it). A file found in a
     folder that is another input's output (an earlier run's result) is not an input.
     """
     errors: list[str] = []
@@ -120,7 +122,7 @@ def plan(inputs: list[Path], output: Path | None, rate: int) -> tuple[list[Job],
     for src, root in found:
         if output is None:
             dst = src.with_name(src.stem + suffix)
-        elif single and not output.is_dir():
+        elif single and output.suffix and not output.is_dir():
             dst = output
         else:
             dst = output / (src.parent.relative_to(root) if root else Path()) / (src.stem + suffix)
@@ -142,7 +144,8 @@ def _cutoff(value: str) -> float | None:
 
 
 def _spectrogram_path(spectrogram: Path, job: Job, many: bool) -> Path:
-    return spectrogram / f"{job.dst.stem}.png" if many else spectrogram
+    """The PNG itself for one input, `<output stem>.png` inside it for several (or when it is a folder)."""
+    return spectrogram / f"{job.dst.stem}.png" if many or spectrogram.is_dir() else spectrogram
 
 
 def _save_figure(spectrograms: Spectrograms, result: FileResult, path: Path) -> None:
@@ -176,6 +179,8 @@ def upsample(
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (1: none).")] = DEFAULT_GUIDANCE,
     seed: Annotated[int, typer.Option(help="Seed of the diffusion noise.")] = 0,
     device: Annotated[str | None, typer.Option(help="cpu or cuda. Default: cuda when available.")] = None,
+    precision: Annotated[str, typer.Option(
+        help="fp32, bf16, or auto: bf16 where the device runs it natively (about twice as fast).")] = "auto",
     cutoff: Annotated[str, typer.Option(
         help="Keep the input below this frequency (Hz); 'auto' detects it per channel, 0 keeps nothing.")] = "auto",
     output_rate: Annotated[int, typer.Option("--output-rate", help="48000 or 44100.")] = SAMPLE_RATE,
@@ -194,13 +199,15 @@ def upsample(
         _fail(f"--device: {device!r} is not cpu or cuda")
     if device == "cuda" and not torch.cuda.is_available():
         _fail("--device cuda: CUDA is not available on this machine; use --device cpu")
+    if precision not in PRECISIONS:
+        _fail(f"--precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
     cutoff_hz = _cutoff(cutoff)
     jobs, failures = plan(inputs, output, output_rate)
     for line in failures:
         typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
     try:
         with resolve_model(model) as path:
-            pipe = Pipeline.load(path, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            pipe = Pipeline.load(path, device or ("cuda" if torch.cuda.is_available() else "cpu"), precision)
     except ModelError as exc:
         _fail(str(exc))
     sources = {j.src.resolve() for j in jobs}
@@ -217,7 +224,7 @@ def upsample(
                         progress=lambda d, n, t=task: progress.update(t, completed=d, total=n), spectrogram=spec)
                     if spec is not None:
                         _save_figure(spec, result, _spectrogram_path(spectrogram, job, len(jobs) > 1))
-                except (AudioError, ValueError, OSError) as exc:
+                except (AudioError, ValueError, OSError, RuntimeError) as exc:  # one line, then the next file
                     error = str(exc) if str(job.src) in str(exc) else f"{job.src}: {exc}"
                 progress.remove_task(task)
             if error is not None:

@@ -54,11 +54,12 @@ TRAINING_PEAK = 0.5
 DEFAULT_STEPS = 20
 DEFAULT_GUIDANCE = 2.0
 OUTPUT_RATES = (48_000, 44_100)
+PRECISIONS = ("fp32", "bf16", "auto")
 SILENCE = 1e-4  # RMS (-80 dBFS) under which input counts as silence: such windows and frames get no generated band
 FULL_BAND_HZ = 16_000.0  # the top of the training cutoffs: a 48 kHz input whose cutoff is above it needs no model
 BLOCK = 1 << 17  # samples per streamed block (2.7 s at 48 kHz); a multiple of the replacement STFT's hop
 LFR_FFT = 2048  # low-frequency replacement STFT: Hann 2048, hop 512 (AudioSR's post-processing)
-CUTOFF_FFT = 2048  # cutoff detection as metrics.detect_cutoff: Hann 2048, hop 480, 98.5 % of the energy
+CUTOFF_FFT = 2048  # cutoff detection as metrics.detect_cutoff: Hann 2048, hop 480, 98.5 %
 CUTOFF_ENERGY = 0.985
 PROGRESS = Callable[[int, int], None]
 
@@ -89,10 +90,20 @@ def package(models: Path, out: Path, extra: dict | None = None) -> None:
         write_json(tmp / "config.json", config)
 
 
-def log_to_mlflow(path: Path, mlflow) -> str:
-    """Log a pipeline folder as the active run's artifact "pipeline"; returns its URI, runs:/<run id>/pipeline."""
+def log_to_mlflow(path: Path, mlflow, register: str | None = None) -> str:
+    """Log a pipeline folder as the active run's artifact "pipeline"; returns its URI, runs:/<run id>/pipeline.
+
+    `register` also makes it the next version of that registered model (created if new), loadable as
+    models:/<register>/<version>.
+    """
     mlflow.log_artifacts(str(path), ARTIFACT_PATH)
-    return f"runs:/{mlflow.active_run().info.run_id}/{ARTIFACT_PATH}"
+    run_id = mlflow.active_run().info.run_id
+    if register:
+        client = mlflow.MlflowClient()
+        if not client.search_registered_models(filter_string=f"name = '{register}'"):
+            client.create_registered_model(register)
+        client.create_model_version(register, mlflow.get_artifact_uri(ARTIFACT_PATH), run_id=run_id)
+    return f"runs:/{run_id}/{ARTIFACT_PATH}"
 
 
 def default_model() -> Path:
@@ -203,17 +214,33 @@ class FileResult:
 # The model
 
 
+def bf16_native(device: torch.device) -> bool:
+    """Whether `device` runs bfloat16 matrix work natively (a GPU that supports it; a CPU with AMX or
+    AVX-512 BF16), where autocast to it is about twice as fast."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return device.type == "cpu" and any(probe() for probe in probes if probe is not None)
+
+
 class Pipeline:
-    def __init__(self, config: dict, vae, unet, vocoder, device: torch.device):
+    """The three models and what is needed to run them. `bf16` runs the VAE and the U-Net under
+    bfloat16 autocast (the sampler's arithmetic and the vocoder stay in float32)."""
+
+    def __init__(self, config: dict, vae, unet, vocoder, device: torch.device, bf16: bool = False):
         self.config, self.vae, self.unet, self.vocoder, self.device = config, vae, unet, vocoder, device
+        self.bf16 = bf16
         self.mel = MelConfig(**config["mel"])
         self.scale = float(config["latent_scale"])
         self.schedule = Schedule()
         self.segment_frames = int(config.get("segment_frames", 512))
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> Pipeline:
-        """Load a pipeline folder; one clear error for a missing folder or part."""
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", precision: str = "fp32") -> Pipeline:
+        """Load a pipeline folder; one clear error for a missing folder or part. `precision`: fp32, bf16,
+        or auto (bf16 where the device runs it natively, see bf16_native)."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
         path = Path(path)
         config = _read_config(path)
         device = torch.device(device)
@@ -225,7 +252,8 @@ class Pipeline:
             raise ModelError(f"{path}: the weights do not match the config ({exc})") from exc
         if hasattr(vocoder, "remove_weight_norm"):
             vocoder.remove_weight_norm()
-        return cls(config, vae, unet, vocoder, device)
+        bf16 = precision == "bf16" or (precision == "auto" and bf16_native(device))
+        return cls(config, vae, unet, vocoder, device, bf16)
 
     @torch.no_grad()
     def restore_windows(self, windows: torch.Tensor, steps: int, guidance: float, sampler: str,
@@ -236,14 +264,16 @@ class Pipeline:
         window's result does not depend on the batch it runs in).
         """
         mel = log_mel(windows.to(self.device), self.mel)
-        cond = self.vae.encode(mel)[0] * self.scale
-        if isinstance(generator, torch.Generator):
-            noise = torch.randn(cond.shape, generator=generator)
-        else:
-            noise = torch.stack([torch.randn(cond.shape[1:], generator=g) for g in generator])
-        fn = guided(self.unet, cond, torch.zeros_like(cond[:1]), guidance)
-        z = SAMPLERS[sampler](fn, noise.to(self.device), self.schedule.timesteps(steps), self.schedule)
-        return self.vocoder(self.vae.decode(z / self.scale)).float().cpu()
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
+            cond = self.vae.encode(mel)[0].float() * self.scale
+            if isinstance(generator, torch.Generator):
+                noise = torch.randn(cond.shape, generator=generator)
+            else:
+                noise = torch.stack([torch.randn(cond.shape[1:], generator=g) for g in generator])
+            fn = guided(lambda x, t: self.unet(x, t).float(), cond, torch.zeros_like(cond[:1]), guidance)
+            z = SAMPLERS[sampler](fn, noise.to(self.device), self.schedule.timesteps(steps), self.schedule)
+            mel = self.vae.decode(z / self.scale).float()
+        return self.vocoder(mel).float().cpu()
 
     def upsample(self, wave: np.ndarray, sr: int, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
                  seed: int = 0, cutoff_hz: float | None = None, sampler: str = "dpmpp_2m", batch: int = 4,
@@ -251,7 +281,7 @@ class Pipeline:
                  output_rate: int = SAMPLE_RATE) -> Result:
         """wave: (samples,) or (channels, samples) at sr -> Result at output_rate, same channels and duration.
 
-        cutoff_hz None detects each channel's bandwidth (the 98.5 % energy bin) for the low-frequency
+        cutoff_hz None detects each channel's bandwidth (as metrics.detect_cutoff) for the low-frequency
         replacement; a number uses it for every channel; 0 turns the replacement off. Windows overlap by
         `overlap` seconds, by default a tenth of the segment (0.51 s of 5.12 s). Each window's noise is
         seeded by (seed, position, channel), so the batch size does not change the result.
@@ -557,7 +587,7 @@ def _exact(blocks: Iterable[np.ndarray], n: int, channels: int) -> Iterator[np.n
 
 
 class _Frames:
-    """A stream of (C, k) blocks -> power spectra of its Hann-windowed frames (C, frames, n_fft // 2 + 1),
+    """A stream of (C, k) blocks -> magnitude spectra of its Hann-windowed frames (C, frames, n_fft // 2 + 1),
     frames every `hop` samples that lie wholly inside the signal; a signal shorter than one frame gives
     one zero-padded frame."""
 
@@ -573,47 +603,48 @@ class _Frames:
         if m == 0:
             return np.zeros((len(self.buf), 0, self.n_fft // 2 + 1))
         frames = np.lib.stride_tricks.sliding_window_view(self.buf, self.n_fft, axis=1)[:, : m * self.hop : self.hop]
-        power = np.abs(np.fft.rfft(frames * self.window, axis=-1)) ** 2
+        mag = np.abs(np.fft.rfft(frames * self.window, axis=-1))
         self.buf = self.buf[:, m * self.hop :]
         self.frames += m
-        return power
+        return mag
 
     def finish(self) -> np.ndarray:
         if self.frames or self.buf is None:
             return np.zeros((0 if self.buf is None else len(self.buf), 0, self.n_fft // 2 + 1))
         pad = np.zeros((len(self.buf), self.n_fft), np.float32)
         pad[:, : self.buf.shape[1]] = self.buf[:, : self.n_fft]
-        return np.abs(np.fft.rfft(pad * self.window, axis=-1))[:, None] ** 2
+        return np.abs(np.fft.rfft(pad * self.window, axis=-1))[:, None]
 
 
 @dataclass
 class Analysis:
     samples: int  # at 48 kHz
     peak: list[float]  # per channel
-    cutoff_hz: list[float]  # per channel: the first frequency under which CUTOFF_ENERGY of the energy lies
+    cutoff_hz: list[float]  # per channel: the frequency under which CUTOFF_ENERGY of the magnitude spectrum lies
 
 
 def analyse(blocks48: Iterable[np.ndarray], channels: int) -> Analysis:
     """One pass over a stream of (C, k) blocks at 48 kHz: its length, peaks and cutoffs.
 
-    The cutoff is metrics.detect_cutoff's (mean power spectrum, Hann 2048, hop 480, 98.5 % of the
-    energy) on frames inside the signal, so the same up to the edge frames; digital silence gives 0.
+    The cutoff is metrics.detect_cutoff's (AudioSR's: the bin at which the cumulative STFT magnitude,
+    Hann 2048, hop 480, summed over frames, reaches 98.5 % of its total) on the frames inside the
+    signal, so the same up to the edge frames; digital silence gives 0.
     """
     frames = _Frames(CUTOFF_FFT, SAMPLE_RATE // 100)
-    power = np.zeros((channels, CUTOFF_FFT // 2 + 1))
+    spectrum = np.zeros((channels, CUTOFF_FFT // 2 + 1))
     peak = np.zeros(channels)
     n = 0
     for block in blocks48:
         n += block.shape[1]
         if block.shape[1]:
             peak = np.maximum(peak, np.abs(block).max(axis=1))
-        power += frames.push(block).sum(axis=1)
-    power += frames.finish().sum(axis=1)
+        spectrum += frames.push(block).sum(axis=1)
+    spectrum += frames.finish().sum(axis=1)
     cutoffs = []
-    for p in power:
-        cum = np.cumsum(p)
+    for s in spectrum:
+        cum = np.cumsum(s)
         k = int(np.searchsorted(cum, CUTOFF_ENERGY * cum[-1], side="left")) if cum[-1] > 0 else 0
-        cutoffs.append(float(min(k, p.size - 1) * SAMPLE_RATE / CUTOFF_FFT))
+        cutoffs.append(float(min(k, s.size - 1) * SAMPLE_RATE / CUTOFF_FFT))
     return Analysis(n, [float(p) for p in peak], cutoffs)
 
 
@@ -637,9 +668,9 @@ class Spectrograms:
         """Pass the blocks through, adding their frames to image `name`."""
         frames, sums = _Frames(self.n_fft, self.hop), []
         for block in blocks:
-            sums.append(frames.push(block).mean(axis=0))
+            sums.append((frames.push(block) ** 2).mean(axis=0))
             yield block
-        sums.append(frames.finish().mean(axis=0))
+        sums.append((frames.finish() ** 2).mean(axis=0))
         power = np.concatenate(sums)
         cols = math.ceil(len(power) / self.per_column)
         padded = np.zeros((cols * self.per_column, power.shape[1]))

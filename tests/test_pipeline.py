@@ -1,5 +1,5 @@
-"""End to end: `dvc repro` of fetch -> split -> segment -> degrade on tiny params, in a temporary copy
-of the repository, as a user runs it; then an ablation in a temporary DVC experiment."""
+"""End to end: `dvc repro` of the whole pipeline on tiny params, in a temporary copy of the repository,
+as a user runs it; then ablations as temporary DVC experiments, checking what each re-runs."""
 
 import json
 import os
@@ -13,9 +13,7 @@ import pytest
 import yaml
 
 from audiosr.data.store import SegmentSet
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA_STAGES = ["fetch", "split", "segment", "degrade"]
+from tests.conftest import ROOT, tiny_params
 
 
 def run(cmd: list[str], cwd: Path, env: dict) -> str:
@@ -33,11 +31,10 @@ def repo(tmp_path_factory) -> tuple[Path, dict]:
         if (ROOT / f).is_file():
             (dest / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, dest / f)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = tiny_params()
     params["data"]["synthetic"].update(tracks=6, seconds=3.0)
     params["split"]["valid_tracks"] = 1
     params["audio"]["segment_seconds"] = 1.28
-    params["mel"]["n_mels"] = 32
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "AUDIOSR_WORKERS": "2",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
@@ -46,14 +43,13 @@ def repo(tmp_path_factory) -> tuple[Path, dict]:
     run(["git", "init", "-q"], dest, env)
     run(["git", "add", "-A"], dest, env)
     run(["git", "commit", "-qm", "copy"], dest, env)
-    stages = [s for s in yaml.safe_load((dest / "dvc.yaml").read_text())["stages"] if s in DATA_STAGES]
-    run(["dvc", "repro", *stages], dest, env)
+    run(["dvc", "repro"], dest, env)
     return dest, env
 
 
 @pytest.mark.slow
 def test_repro_writes_every_output(repo) -> None:
-    dest, _ = repo
+    dest, env = repo
     manifest = (dest / "data/raw/manifest.csv").read_text().splitlines()
     assert len(manifest) == 7 and manifest[1].split(",")[5].startswith("data/raw/synthetic/train/")
     split = json.loads((dest / "data/split.json").read_text())
@@ -67,6 +63,11 @@ def test_repro_writes_every_output(repo) -> None:
         assert len(pairs) == len(SegmentSet.open(dest / "data/segments" / name))
         assert {"filter", "order", "cutoff_hz", "noise"} <= set(pairs.index.columns)
     assert not list(dest.glob("data/.*tmp*")) and not list(dest.glob("data/*/.*tmp*"))
+    for name in ("vae", "vocoder", "ldm"):
+        assert (dest / "models" / name / "model.safetensors").exists()
+    assert json.loads((dest / "models/pipeline/config.json").read_text())["n_mels"] == 32
+    assert "model_lfr" in json.loads((dest / "metrics/eval.json").read_text())
+    assert "LSD against cutoff" in run(["dvc", "plots", "show", "--json"], dest, env)
 
 
 @pytest.mark.slow
@@ -74,7 +75,7 @@ def test_runs_are_tracked_in_the_repo_store(repo) -> None:
     dest, _ = repo
     db = sqlite3.connect(dest / "mlflow.db")
     names = {r[0] for r in db.execute("select name from runs where status = 'FINISHED'")}
-    assert {f"workspace/{s}" for s in DATA_STAGES} <= names
+    assert {f"workspace/{s}" for s in ["fetch", "split", "segment", "degrade", "evaluate", "summary"]} <= names
     tags = dict(db.execute("select t.key, t.value from tags t join runs r on r.run_uuid = t.run_uuid "
                            "where r.name = 'workspace/degrade'"))
     assert tags["stage"] == "degrade" and len(tags["dvc.baseline_rev"]) == 40
@@ -83,16 +84,24 @@ def test_runs_are_tracked_in_the_repo_store(repo) -> None:
     assert (dest / "mlartifacts").is_dir()
 
 
+ALL = ["fetch", "split", "segment", "degrade", "train_vae", "train_vocoder", "train_ldm", "package", "evaluate"]
+MODEL_PATH = {"train_ldm", "package", "evaluate"}
+
+
 @pytest.mark.slow
-def test_noise_ablation_reruns_only_degrade(repo) -> None:
+@pytest.mark.parametrize("name, override, expected", [
+    ("tone-ablation", "noise.type=tone", {"degrade"} | MODEL_PATH),
+    ("butterworth-only", "filter.types=[butterworth]", {"degrade"} | MODEL_PATH),
+    ("ldm-lr", "ldm.lr=0.001", MODEL_PATH),
+])
+def test_ablation_reruns_only_what_it_touches(repo, name: str, override: str, expected: set) -> None:
     dest, env = repo
-    out = run(["dvc", "exp", "run", "--temp", "-n", "tone-ablation", "-S", "noise.type=tone", *DATA_STAGES],
-              dest, env)
-    ran = {s for s in DATA_STAGES if f"Running stage '{s}'" in out}
-    assert ran == {"degrade"}, out
+    out = run(["dvc", "exp", "run", "--temp", "-n", name, "-S", override], dest, env)
+    ran = {s for s in ALL if f"Running stage '{s}'" in out}
+    assert ran == expected, out
     # the temporary copy logged into the main checkout's store, tagged with the experiment's name
     db = sqlite3.connect(dest / "mlflow.db")
     runs = {r[0] for r in db.execute("select name from runs where status = 'FINISHED'")}
-    assert "tone-ablation/degrade" in runs
+    assert f"{name}/evaluate" in runs and f"{name}/summary" in runs
     shown = run(["dvc", "exp", "show", "--csv"], dest, env)
-    assert "tone-ablation" in shown
+    assert name in shown and "model_lfr.lsd" in shown

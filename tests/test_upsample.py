@@ -1,0 +1,331 @@
+"""`Pipeline.upsample` and `audiosr upsample` / `audiosr info` on a tiny random model built here.
+
+The model's vocoder head is biased to a very low magnitude, so the generated band is faint and the
+output is the input's low band (kept by the low-frequency replacement) plus a whisper above the cutoff:
+seams, level and silence are then measurable against the input itself. Windows are 0.64 s, so a few
+seconds of audio cross many window joins and several of the replacement's streaming blocks.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from typer.testing import CliRunner
+
+from audiosr import pipeline as pl
+from audiosr.audio import SAMPLE_RATE, MelConfig, resample
+from audiosr.cli import app
+from audiosr.metrics import detect_cutoff
+from audiosr.models.unet import build_unet
+from audiosr.models.vae import build_vae
+from audiosr.models.vocoder import build_vocoder
+from audiosr.pipeline import ModelError, Pipeline, merge_bands, replace_low_band
+from audiosr.train.checkpoint import save_model
+
+SEGMENT_FRAMES = 64  # 0.64 s windows, 0.06 s overlap (a tenth)
+STEPS = ["--steps", "2"]
+
+
+def build_tiny(root: Path) -> Path:
+    """Random tiny VAE, U-Net and iSTFT vocoder saved as the training stages export them, then packaged."""
+    torch.manual_seed(0)
+    mel = MelConfig(n_mels=16).to_dict()
+    vae_arch = {"channels": 8, "multipliers": [1, 2], "latent_channels": 4, "num_res_blocks": 1, "attention": False}
+    ldm_arch = {"width": 16, "multipliers": [1, 2], "attention_levels": [1], "num_res_blocks": 1, "heads": 2}
+    voc_arch = {"arch": "istft",
+                "istft": {"dim": 32, "intermediate_dim": 64, "num_layers": 1, "n_fft": 1920, "hop": 480}}
+    vae, unet, vocoder = build_vae(vae_arch, 16), build_unet(ldm_arch, 4), build_vocoder(voc_arch, 16)
+    with torch.no_grad():
+        vocoder.head.bias[: 1920 // 2 + 1] = -8.0  # log-magnitudes: a faint generated band
+    common = {"version": 1, "profile": "tiny", "n_mels": 16, "steps": 0}
+    save_model(root / "vae", vae.state_dict(), {**common, "kind": "vae", "arch": vae_arch, "mel": mel, "scale": 1.0,
+                                                "factor": 2, "latent_channels": 4})
+    save_model(root / "ldm", unet.state_dict(), {**common, "kind": "ldm", "arch": ldm_arch, "latent_channels": 4})
+    save_model(root / "vocoder", vocoder.state_dict(), {**common, "kind": "vocoder", "arch": voc_arch, "mel": mel})
+    pl.package(root, root / "pipeline", extra={"segment_frames": SEGMENT_FRAMES,
+                                               "training_data": {"source": "synthetic", "segments": 0}})
+    return root / "pipeline"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny convolutions on a busy 2-core machine: more threads only wait on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return build_tiny(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def pipe(model_dir) -> Pipeline:
+    return Pipeline.load(model_dir)
+
+
+def tone(n: int, hz: float, amp: float, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """n samples of a sine at sr."""
+    return (amp * np.sin(2 * np.pi * hz * np.arange(n) / sr)).astype(np.float32)
+
+
+def music(n: int, sr: int = SAMPLE_RATE, seed: int = 0) -> np.ndarray:
+    """n samples of partials under 4 kHz with a slow tremolo: varied, band-limited, deterministic."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / sr
+    x = sum(rng.uniform(0.02, 0.1) * np.sin(2 * np.pi * rng.uniform(80, 4000) * t + rng.uniform(0, 6))
+            for _ in range(12))
+    return (x * (0.6 + 0.4 * np.sin(2 * np.pi * 0.7 * t))).astype(np.float32)
+
+
+def joins(pipe: Pipeline, n: int) -> list[slice]:
+    """The crossfade regions of an n-sample input at 48 kHz (the default overlap: a tenth of a window)."""
+    seg = pipe.segment_frames * pipe.mel.hop
+    ov = round(pipe.segment_frames / 10) * pipe.mel.hop
+    count = 1 + max(0, -(-(n - seg) // (seg - ov)))
+    return [slice(p * (seg - ov), min(n, p * (seg - ov) + ov)) for p in range(1, count)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Pipeline.upsample
+
+
+def test_long_tone_has_no_seams(pipe) -> None:
+    """A tone below the cutoff crosses 9 window joins and 2 streaming blocks of the replacement without a click."""
+    x = tone(6 * SAMPLE_RATE, 1000.0, 0.4)
+    y = pipe.upsample(x, SAMPLE_RATE, steps=2, cutoff_hz=4000).wave[0]
+    assert y.shape == x.shape
+    regions = joins(pipe, len(x))
+    assert len(regions) >= 9
+    limit = 1.02 * np.abs(np.diff(x)).max()
+    for r in regions:
+        assert np.abs(np.diff(y[r])).max() <= limit
+    blocks = [slice(b - 600, b + 600) for b in range(pl.BLOCK, len(x), pl.BLOCK)]
+    for r in blocks:
+        assert np.abs(np.diff(y[r])).max() <= limit
+    mid = slice(2048, -2048)  # away from the signal's own edges
+    assert np.abs(y[mid] - x[mid]).max() < 1e-3
+
+
+def test_identity_model_gives_back_the_input(pipe, monkeypatch) -> None:
+    """With a model that returns its windows, the windowing, crossfade and merging reconstruct the input:
+    identical windows are joined at constant level (the crossfade sees r = 1)."""
+    monkeypatch.setattr(Pipeline, "restore_windows", lambda self, w, *a: w.clone())
+    x = np.stack([music(3 * SAMPLE_RATE), music(3 * SAMPLE_RATE, seed=1)])
+    for cutoff in (0, None):
+        y = pipe.upsample(x, SAMPLE_RATE, steps=1, cutoff_hz=cutoff).wave
+        np.testing.assert_allclose(y, x, atol=2e-5)
+
+
+def test_uncorrelated_windows_keep_their_power(pipe, monkeypatch) -> None:
+    """Independent noise from each window is joined at equal power: no dip or bump at the joins."""
+    def noise(self, windows, steps, guidance, sampler, generators):
+        return torch.stack([0.3 * torch.randn(windows.shape[1], generator=g) for g in generators])
+
+    monkeypatch.setattr(Pipeline, "restore_windows", noise)
+    x = tone(20 * 30720, 1000.0, 0.5)  # every window's peak is 0.5: its gain is 1
+    y = pipe.upsample(x, SAMPLE_RATE, steps=1, cutoff_hz=0).wave[0]
+    at_joins = np.concatenate([y[r] for r in joins(pipe, len(x))])
+    assert abs(np.sqrt(np.mean(at_joins**2)) / 0.3 - 1) < 0.05
+
+
+def test_loudness_is_kept(pipe) -> None:
+    """No re-normalisation: a quieter input gives the same output, scaled (each window is normalised to
+    the training peak and scaled back)."""
+    x = music(72_000)
+    loud = pipe.upsample(x, SAMPLE_RATE, steps=2).wave
+    quiet = pipe.upsample(0.1 * x, SAMPLE_RATE, steps=2).wave
+    np.testing.assert_allclose(quiet, 0.1 * loud, atol=2e-6)
+    assert abs(np.sqrt(np.mean(loud**2)) / np.sqrt(np.mean(x**2)) - 1) < 0.05
+
+
+def test_silence_stays_silence(pipe) -> None:
+    x = np.zeros((2, 48_000), np.float32)
+    x[0, 20_000:] = music(28_000)
+    r = pipe.upsample(x, SAMPLE_RATE, steps=2)
+    assert not r.wave[1].any() and r.cutoff_hz[1] == 0.0  # a silent channel
+    assert not r.wave[0, : 20_000 - 2048].any()  # a silent stretch, up to the STFT frames that reach the music
+    gen = pipe.upsample(x[:1], SAMPLE_RATE, steps=2, cutoff_hz=0).wave[0]  # the generated band alone
+    assert not gen[: 20_000 - 2048].any() and np.abs(gen[20_000:]).max() > 0
+
+
+@pytest.mark.parametrize("sr", [8000, 22_050, 44_100, 96_000])
+def test_any_rate_keeps_duration_and_channels(pipe, sr) -> None:
+    n = int(1.1 * sr)
+    x = np.stack([tone(n, 300.0, 0.3, sr), tone(n, 500.0, 0.2, sr), tone(n, 700.0, 0.1, sr)])
+    r = pipe.upsample(x, sr, steps=2, cutoff_hz=2000)
+    assert r.wave.shape == (3, round(x.shape[1] * SAMPLE_RATE / sr)) and r.sample_rate == SAMPLE_RATE
+    back = pipe.upsample(x, sr, steps=1, output_rate=44_100)
+    assert back.wave.shape == (3, round(x.shape[1] * 44_100 / sr)) and back.sample_rate == 44_100
+    # each channel keeps its own tone
+    x48 = resample(x, sr)
+    corr = [np.corrcoef(r.wave[c, 2048:-2048], x48[c, 2048:-2048])[0, 1] for c in range(3)]
+    assert min(corr) > 0.99
+
+
+def test_short_and_mono_inputs(pipe) -> None:
+    for n in (1, 700, 30_000):
+        r = pipe.upsample(tone(n, 200.0, 0.3) + 0.01, SAMPLE_RATE, steps=1)
+        assert r.wave.shape == (1, n) and np.isfinite(r.wave).all()
+
+
+def test_batch_size_does_not_change_the_result(pipe) -> None:
+    x = np.stack([music(77_000), music(77_000, seed=3)])
+    a = pipe.upsample(x, SAMPLE_RATE, steps=2, seed=5, batch=1).wave
+    b = pipe.upsample(x, SAMPLE_RATE, steps=2, seed=5, batch=8).wave
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert not np.allclose(a, pipe.upsample(x, SAMPLE_RATE, steps=2, seed=6).wave, atol=1e-7)
+
+
+def test_streamed_merge_equals_whole_merge() -> None:
+    rng = np.random.default_rng(0)
+    n = 2 * pl.BLOCK + 12_345
+    x, y = rng.standard_normal((2, n)).astype(np.float32), rng.standard_normal((2, n)).astype(np.float32)
+    x[:, 100_000:150_000] = 0  # a silent stretch: the gate
+    whole = merge_bands(x, y, [170, 40], pl.SILENCE)
+    merger = pl._BandMerger([170, 40], n)
+    parts, edges = [], [0, 5000, 5001, 140_000, 262_144, 270_000, n]
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        parts += list(merger.push(x[:, a:b], y[:, a:b]))
+    streamed = np.concatenate([*parts, merger.finish()], axis=1)
+    np.testing.assert_allclose(streamed, whole, atol=1e-5)
+    np.testing.assert_allclose(replace_low_band(x[0], y[0], 170 * SAMPLE_RATE / 2048),
+                               merge_bands(x[:1], y[:1], [170])[0], atol=1e-6)
+
+
+def test_streamed_cutoff_matches_detect_cutoff() -> None:
+    from audiosr.degrade import lowpass
+
+    noise = np.random.default_rng(0).standard_normal(3 * SAMPLE_RATE).astype(np.float32)
+    for cutoff in (3000.0, 9000.0):
+        x = lowpass(noise, SAMPLE_RATE, "chebyshev", 8, cutoff)
+        streamed = pl.analyse((x[None, i : i + 10_000] for i in range(0, len(x), 10_000)), 1).cutoff_hz[0]
+        assert abs(streamed - detect_cutoff(x)) <= 2 * SAMPLE_RATE / 2048
+
+
+# --------------------------------------------------------------------------------------------------
+# The command
+
+
+def write(path: Path, wave: np.ndarray, sr: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), wave.T if wave.ndim == 2 else wave, sr, subtype="PCM_16")
+    return path
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_cli_one_file(tmp_path, model_dir) -> None:
+    src = write(tmp_path / "song.wav", np.stack([music(53_000), music(53_000, seed=1)]), 44_100)
+    r = run("upsample", src, "--model", model_dir, *STEPS, "--spectrogram", tmp_path / "s.png")
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "song_48k.wav"
+    wave, sr = sf.read(out, always_2d=True)
+    assert sr == 48_000 and wave.shape == (round(sf.info(src).frames * 48_000 / 44_100), 2)
+    assert "song_48k.wav" in r.output and "RTF" in r.output and "cutoff" in r.output
+    assert (tmp_path / "s.png").stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.png", "song.wav", "song_48k.wav"]  # no temp files
+    # the file path gives what the array API gives, up to the 24-bit file
+    x, _ = sf.read(src, dtype="float32", always_2d=True)
+    y = Pipeline.load(model_dir).upsample(x.T, 44_100, steps=2).wave
+    np.testing.assert_allclose(wave.T, y, atol=1e-5)
+    # an existing output is kept without --force, replaced with it; the input is never the output
+    before = out.stat().st_mtime_ns
+    again = run("upsample", src, "--model", model_dir, *STEPS)
+    assert again.exit_code == 1 and "exists; pass --force" in again.output and out.stat().st_mtime_ns == before
+    assert run("upsample", src, "--model", model_dir, *STEPS, "--force", "--quiet").output == ""
+    same = run("upsample", src, "-o", src, "--model", model_dir, *STEPS, "--force")
+    assert same.exit_code == 1 and "never overwritten" in same.output
+    rate = run("upsample", src, "-o", tmp_path / "x.flac", "--model", model_dir, *STEPS, "--output-rate", "44100")
+    assert rate.exit_code == 0 and sf.info(tmp_path / "x.flac").frames == sf.info(src).frames
+
+
+def test_cli_folders_errors_and_summary(tmp_path, model_dir) -> None:
+    root = tmp_path / "in"
+    write(root / "a.wav", music(18_000), 22_050)
+    write(root / "deep" / "b.flac", np.stack([music(22_000), music(22_000, seed=2)]), 32_000)
+    (root / "deep" / "broken.wav").write_bytes(b"RIFF nonsense")
+    write(root / "empty.wav", np.zeros(0, np.float32), 44_100)
+    sf.write(str(root / "nan.wav"), np.full(1000, np.nan, np.float32), 44_100, subtype="FLOAT")
+    (tmp_path / "nothing").mkdir()
+    r = run("upsample", root, tmp_path / "nothing", tmp_path / "missing.wav", "-o", tmp_path / "out",
+            "--model", model_dir, *STEPS)
+    assert r.exit_code == 1
+    assert (tmp_path / "out" / "a_48k.wav").exists() and (tmp_path / "out" / "deep" / "b_48k.wav").exists()
+    assert sf.info(tmp_path / "out" / "deep" / "b_48k.wav").channels == 2
+    tail = r.output[r.output.index("5 input(s) failed") :]
+    for name in ("broken.wav: cannot be read", "empty.wav: has no samples", "nan.wav: contains NaN",
+                 "nothing: no audio files", "missing.wav: no such file"):
+        assert name in tail, r.output
+    # beside the inputs: a folder's earlier outputs are not inputs; a named input is never an output
+    write(root / "a_48k.wav", music(24_000), 48_000)
+    again = run("upsample", root, "--model", model_dir, *STEPS)
+    assert (root / "deep" / "b_48k.wav").exists() and not (root / "a_48k_48k.wav").exists()
+    assert "a_48k.wav exists; pass --force" in again.output
+    named = run("upsample", root / "a.wav", root / "a_48k.wav", "--model", model_dir, *STEPS)
+    assert "is an input; inputs are never overwritten" in named.output
+
+
+def test_cli_full_band_48k_is_copied_unless_forced(tmp_path, model_dir) -> None:
+    white = 0.3 * np.random.default_rng(0).standard_normal(SAMPLE_RATE).astype(np.float32)
+    src = write(tmp_path / "hires.wav", white, SAMPLE_RATE)
+    r = run("upsample", src, "--model", model_dir, *STEPS)
+    assert r.exit_code == 0 and "already 48 kHz and full band: copied" in r.output
+    copy, _ = sf.read(tmp_path / "hires_48k.wav", dtype="float32")
+    x, _ = sf.read(src, dtype="float32")
+    np.testing.assert_allclose(copy, x, atol=1e-4)
+    forced = run("upsample", src, "--model", model_dir, *STEPS, "--force")
+    assert forced.exit_code == 0 and "RTF" in forced.output
+
+
+def test_cli_model_errors(tmp_path, model_dir, monkeypatch) -> None:
+    src = write(tmp_path / "a.wav", music(22_000), 44_100)
+    monkeypatch.chdir(tmp_path)  # no repository here, so no models/pipeline
+    r = run("upsample", src, *STEPS)
+    assert r.exit_code == 1 and "make run" in r.output and "--model" in r.output
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in ("config.json", "vae.safetensors", "ldm.safetensors"):
+        (broken / f).write_bytes((model_dir / f).read_bytes())
+    r = run("upsample", src, "--model", broken)
+    assert r.exit_code == 1 and "missing vocoder.safetensors" in r.output
+    assert "is not 'auto'" in run("upsample", src, "--model", model_dir, "--cutoff", "high").output
+    assert "44100" in run("upsample", src, "--model", model_dir, "--output-rate", "16000").output
+
+
+def test_cli_info(model_dir) -> None:
+    r = run("info", model_dir)
+    assert r.exit_code == 0, r.output
+    for text in ("profile", "tiny", "16 bands", "vae", "ldm", "vocoder", "M params", "training data", "synthetic"):
+        assert text in r.output
+
+
+def test_model_from_mlflow_run(tmp_path, model_dir, monkeypatch) -> None:
+    """A pipeline logged to a run (as the package stage does) loads through runs:/ and models:/ URIs."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = mlflow.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=exp):
+        uri = pl.log_to_mlflow(model_dir, mlflow, register="tiny-sr")
+        mlflow.log_metric("lsd", 1.25)
+    src = write(tmp_path / "a.wav", music(30_000), 44_100)
+    r = run("upsample", src, "--model", uri, *STEPS)
+    assert r.exit_code == 0, r.output
+    assert sf.info(tmp_path / "a_48k.wav").samplerate == 48_000
+    info = run("info", "models:/tiny-sr/1")
+    assert info.exit_code == 0 and "lsd" in info.output and "1.25" in info.output, info.output
+    missing = run("upsample", src, "--model", "runs:/0123456789abcdef/pipeline", "--force")
+    assert missing.exit_code == 1 and "cannot be fetched" in missing.output
+
+
+def test_load_errors(tmp_path) -> None:
+    with pytest.raises(ModelError, match="no such model folder"):
+        Pipeline.load(tmp_path / "nope")
