@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.install-stamp
 
-.PHONY: install run test lint bench ui clean-venv
+.PHONY: install run test lint bench ui ablations clean-venv
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_data.py
+
+# the study's ablations (noise type, filter family) as DVC experiments, then metrics/ablations.md
+ablations: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m audiosr.ablate
 
 # the MLflow UI on the project's store, on loopback only
 UI_PORT ?= 5000

@@ -105,3 +105,15 @@ def test_ablation_reruns_only_what_it_touches(repo, name: str, override: str, ex
     assert f"{name}/evaluate" in runs and f"{name}/summary" in runs
     shown = run(["dvc", "exp", "show", "--csv"], dest, env)
     assert name in shown and "model_lfr.lsd" in shown
+
+
+@pytest.mark.slow
+def test_make_ablations_report(repo) -> None:
+    dest, env = repo
+    out = run([sys.executable, "-m", "audiosr.ablate", "--only", "noise-none"], dest, env)
+    assert "Running stage 'degrade'" in out and "Running stage 'train_vae'" not in out
+    md = (dest / "metrics/ablations.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    assert {"baseline (workspace)", "noise-none"} <= set(rows)
+    assert "nan" not in rows["noise-none"] and "(+" in rows["noise-none"] or "(-" in rows["noise-none"]
+    assert (dest / "metrics/ablations.png").stat().st_size > 1000
