@@ -100,8 +100,8 @@ def plan(inputs: list[Path], output: Path | None, rate: int) -> tuple[list[Job],
 
     Outputs are `<stem>_48k.wav` (`_44k` at 44.1 kHz) beside each input, or under `output`: a file for
     one input file (unless `output` is a folder or has no suffix), a folder for more (a folder input's
-    tree mirrored inside it). A file found in a
-    folder that is another input's output (an earlier run's result) is not an input.
+    tree mirrored inside it). A file found in a folder that is another input's output (an earlier
+    run's result) is not an input.
     """
     errors: list[str] = []
     found: list[tuple[Path, Path | None]] = []
@@ -274,7 +274,8 @@ def info(model: Annotated[str, typer.Argument(help="Pipeline folder, runs:/<run 
     ]
     for part in PARTS:
         arch = cfg[part]["arch"]
-        shape = ", ".join(f"{k} {v}" for k, v in arch.items() if not isinstance(v, dict))
+        chosen = arch.get(arch.get("arch"), {})  # the vocoder's block for its architecture
+        shape = ", ".join(f"{k} {v}" for k, v in {**arch, **chosen}.items() if not isinstance(v, dict))
         lines.append((part, f"{d['params'][part] / 1e6:.2f} M params, {cfg[part].get('steps', '?')} steps; {shape}"))
     data = cfg.get("training_data")
     if data:

@@ -26,6 +26,7 @@ from audiosr import degrade as deg
 from audiosr import metrics
 from audiosr.audio import SAMPLE_RATE, from_int16, log_mel, to_int16
 from audiosr.data.store import SegmentSet
+from audiosr.parallel import pool_map
 from audiosr.pipeline import Pipeline, replace_low_band
 
 SYSTEMS = ("unprocessed", "gt_vocoder", "gt_vae", "model", "model_lfr")
@@ -69,43 +70,71 @@ def score(target: np.ndarray, estimate: np.ndarray, cutoff_hz: float, perceptual
     return out
 
 
+_WORKER: dict = {}  # the pipeline and test set of this process (loaded once per worker)
+
+
+def _load(model: str, device: str, test_dir: str) -> None:
+    _WORKER.update(pipe=Pipeline.load(model, device), test=SegmentSet.open(test_dir))
+
+
 @torch.no_grad()
-def references(pipe: Pipeline, clean: np.ndarray) -> dict[str, np.ndarray]:
-    """gt_vocoder and gt_vae outputs for a clean clip (they do not depend on the condition)."""
+def _references(job: tuple) -> dict[str, tuple[np.ndarray, dict]]:
+    """gt_vocoder and gt_vae of one clean clip (they do not depend on the condition), with their
+    perceptual scores, computed once per clip."""
+    clip, perceptual = job
+    pipe, clean = _WORKER["pipe"], _WORKER["test"].audio(clip)
     mel = log_mel(torch.from_numpy(clean)[None].to(pipe.device), pipe.mel)
-    voc = pipe.vocoder(mel)[0].float().cpu().numpy()
-    z = pipe.vae.encode(mel)[0]
-    vae = pipe.vocoder(pipe.vae.decode(z))[0].float().cpu().numpy()
-    return {"gt_vocoder": voc[: len(clean)], "gt_vae": vae[: len(clean)]}
+    waves = {"gt_vocoder": pipe.vocoder(mel), "gt_vae": pipe.vocoder(pipe.vae.decode(pipe.vae.encode(mel)[0]))}
+    out = {}
+    for name, wave in waves.items():
+        wave = wave[0].float().cpu().numpy()[: len(clean)]
+        scores = {"visqol": metrics.visqol(clean, wave), "pesq": metrics.pesq_wb(clean, wave)} if perceptual else {}
+        out[name] = (wave, scores)
+    return out
 
 
-def evaluate(pipe: Pipeline, test: SegmentSet, params: dict,
-             progress: Callable[[int, int], None] | None = None) -> tuple[pd.DataFrame, dict, list]:
-    """Run the protocol. Returns (one row per system × condition × clip, examples, rtf) where examples
-    holds the waves of the first clip of a few conditions for figures and listening."""
+def _condition(job: tuple) -> tuple[list[dict], dict, float]:
+    """One condition on one clip: every system's scores, the waves, and the model's real-time factor."""
+    k, cond, j, clip, params, refs = job
+    pipe, clean = _WORKER["pipe"], _WORKER["test"].audio(clip)
+    perceptual = bool(params.get("perceptual", True))
+    x = degraded_input(clean, cond, params, seed=int(params["seed"]) * 100_003 + k * 1009 + j)
+    start = time.perf_counter()
+    y = pipe.upsample(x, SAMPLE_RATE, steps=int(params["steps"]), guidance=float(params["guidance"]),
+                      seed=int(params["seed"]), cutoff_hz=0).wave[0]
+    rtf = (time.perf_counter() - start) / (len(x) / SAMPLE_RATE)
+    outs = {"unprocessed": x, "model": y, "model_lfr": replace_low_band(x, y, metrics.detect_cutoff(x)),
+            **{name: wave for name, (wave, _) in refs.items()}}
+    rows = []
+    for system in SYSTEMS:
+        if system in refs:  # the perceptual scores of a reference do not depend on the condition
+            scores = {**score(clean, outs[system], cond.cutoff_hz, False), **refs[system][1]}
+        else:
+            scores = score(clean, outs[system], cond.cutoff_hz, perceptual)
+        rows.append({"system": system, "cutoff_hz": cond.cutoff_hz, "filter": cond.filter, "noise": cond.noise,
+                     "clip": clip, **scores})
+    return rows, outs, rtf
+
+
+def evaluate(model: str, test_dir: str, params: dict, workers: int, device: str = "cpu",
+             progress: Callable[[int, int], None] | None = None) -> tuple[pd.DataFrame, list, list[float]]:
+    """Run the protocol over `workers` processes. Returns (one row per system × condition × clip,
+    examples: (condition, clean, waves) of the first clip of a few conditions, real-time factors)."""
+    test = SegmentSet.open(test_dir)
     conditions, clips = grid(params), pick_clips(test, int(params["clips"]))
     perceptual = bool(params.get("perceptual", True))
+    init = (_load, (model, device, test_dir))
+    refs = dict(zip(clips, pool_map(_references, [(c, perceptual) for c in clips], workers, *init), strict=True))
+    jobs = [(k, cond, j, c, params, refs[c]) for k, cond in enumerate(conditions) for j, c in enumerate(clips)]
     rows, examples, rtfs = [], [], []
-    refs = {c: references(pipe, test.audio(c)) for c in clips}
-    total, done = len(conditions) * len(clips), 0
-    for k, cond in enumerate(conditions):
-        for j, c in enumerate(clips):
-            clean = test.audio(c)
-            x = degraded_input(clean, cond, params, seed=int(params["seed"]) * 100_003 + k * 1009 + j)
-            start = time.perf_counter()
-            y = pipe.upsample(x, SAMPLE_RATE, steps=int(params["steps"]), guidance=float(params["guidance"]),
-                              seed=int(params["seed"]), cutoff_hz=0).wave[0]
-            rtfs.append((time.perf_counter() - start) / (len(x) / SAMPLE_RATE))
-            outs = {"unprocessed": x, **refs[c], "model": y,
-                    "model_lfr": replace_low_band(x, y, metrics.detect_cutoff(x))}
-            for system in SYSTEMS:
-                rows.append({"system": system, "cutoff_hz": cond.cutoff_hz, "filter": cond.filter,
-                             "noise": cond.noise, "clip": c, **score(clean, outs[system], cond.cutoff_hz, perceptual)})
-            if j == 0 and cond.noise == "none" and cond.filter == params["filters"][0]:
-                examples.append((cond, clean, outs))
-            done += 1
-            if progress:
-                progress(done, total)
+    for n, ((_, cond, j, c, _, _), (r, outs, rtf)) in enumerate(zip(jobs, pool_map(_condition, jobs, workers, *init),
+                                                                     strict=True)):
+        rows += r
+        rtfs.append(rtf)
+        if j == 0 and cond.noise == "none" and cond.filter == params["filters"][0]:
+            examples.append((cond, test.audio(c), outs))
+        if progress:
+            progress(n + 1, len(jobs))
     return pd.DataFrame(rows), examples, rtfs
 
 

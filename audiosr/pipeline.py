@@ -39,6 +39,7 @@ from safetensors.torch import load_file, save_file
 
 from audiosr.audio import SAMPLE_RATE, AudioError, MelConfig, log_mel
 from audiosr.data.store import atomic_dir, write_json
+from audiosr.metrics import CUTOFF_ENERGY
 from audiosr.models.diffusion import SAMPLERS, Schedule, guided
 from audiosr.tracking import repo_root, tracking_uri
 from audiosr.train.checkpoint import load_model
@@ -55,12 +56,12 @@ DEFAULT_STEPS = 20
 DEFAULT_GUIDANCE = 2.0
 OUTPUT_RATES = (48_000, 44_100)
 PRECISIONS = ("fp32", "bf16", "auto")
-SILENCE = 1e-4  # RMS (-80 dBFS) under which input counts as silence: such windows and frames get no generated band
+# -80 dBFS: a window whose peak is below it is not run, an STFT frame whose RMS is below it gets no generated band
+SILENCE = 1e-4
 FULL_BAND_HZ = 16_000.0  # the top of the training cutoffs: a 48 kHz input whose cutoff is above it needs no model
 BLOCK = 1 << 17  # samples per streamed block (2.7 s at 48 kHz); a multiple of the replacement STFT's hop
 LFR_FFT = 2048  # low-frequency replacement STFT: Hann 2048, hop 512 (AudioSR's post-processing)
-CUTOFF_FFT = 2048  # cutoff detection as metrics.detect_cutoff: Hann 2048, hop 480, 98.5 %
-CUTOFF_ENERGY = 0.985
+CUTOFF_FFT = 2048  # cutoff detection as metrics.detect_cutoff: Hann 2048, hop 480,
 PROGRESS = Callable[[int, int], None]
 
 
@@ -394,7 +395,7 @@ def _window_seed(seed: int, position: int, channel: int) -> int:
 
 
 def _bin(cutoff_hz: float, n_fft: int) -> int:
-    """The first rfft bin of an n_fft-point transform at 48 kHz that lies above the cutoff."""
+    """The rfft bin of an n_fft-point transform at 48 kHz nearest the cutoff: the first one taken from above."""
     return int(round(cutoff_hz / (SAMPLE_RATE / n_fft)))
 
 
@@ -627,7 +628,7 @@ def analyse(blocks48: Iterable[np.ndarray], channels: int) -> Analysis:
     """One pass over a stream of (C, k) blocks at 48 kHz: its length, peaks and cutoffs.
 
     The cutoff is metrics.detect_cutoff's (AudioSR's: the bin at which the cumulative STFT magnitude,
-    Hann 2048, hop 480, summed over frames, reaches 98.5 % of its total) on the frames inside the
+    Hann 2048, hop 480, summed over frames, reaches CUTOFF_ENERGY of its total) on the frames inside the
     signal, so the same up to the edge frames; digital silence gives 0.
     """
     frames = _Frames(CUTOFF_FFT, SAMPLE_RATE // 100)

@@ -6,8 +6,9 @@
 Writes a stereo 44.1 kHz PCM file per length (band-limited music-like content, low-passed at 8 kHz),
 then for each one starts a fresh process that loads the model, warms it up on one second of audio and
 runs `Pipeline.upsample_file` (read, resample, restore, write: what the command does). The RTF is the
-processing time per second of audio, model loading and warm-up excluded; peak memory is the process's
-peak resident set (ru_maxrss), so it includes Python, torch and the model. `--profile` times randomly
+processing time per second of audio, model loading and warm-up excluded (the CPU seconds per audio
+second beside it are what a busy machine cannot inflate); peak memory is the process's peak resident
+set (ru_maxrss), so it includes Python, torch and the model. `--profile` times randomly
 initialised weights of a profile instead of a trained model (the cost does not depend on the weights).
 """
 
@@ -89,18 +90,21 @@ def child(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    pipe = Pipeline.load(args.model, args.device)
+    pipe = Pipeline.load(args.model, args.device, args.precision)
     load_s = time.perf_counter() - start
     warm = Path(args.input).with_name("warm.wav")
     make_input(warm, 1.0)
     pipe.upsample_file(warm, warm.with_name("warm_48k.wav"), args.steps, args.guidance, batch=args.batch,
                        copy_full_band=False)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = resource.getrusage(resource.RUSAGE_SELF)
     result = pipe.upsample_file(Path(args.input), Path(args.input).with_name("out.wav"), args.steps, args.guidance,
                                 batch=args.batch, copy_full_band=False)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     print(json.dumps({"seconds": result.seconds, "elapsed": result.elapsed_s, "rtf": result.rtf, "load_s": load_s,
-                      "peak_mib": peak / 1024, "before_mib": before / 1024, "threads": torch.get_num_threads()}))
+                      "cpu_rtf": cpu_s / result.seconds, "peak_mib": after.ru_maxrss / 1024,  # KiB on Linux
+                      "before_mib": before.ru_maxrss / 1024, "threads": torch.get_num_threads(),
+                      "bf16": pipe.bf16}))
 
 
 def main() -> None:
@@ -113,6 +117,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's, one per core)")
+    ap.add_argument("--precision", default="auto", help="fp32, bf16 or auto (the command's default)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--input", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -137,7 +142,7 @@ def main() -> None:
             make_input(work / "in.wav", seconds)
             cmd = [sys.executable, __file__, "--child", "--input", str(work / "in.wav"), "--model", args.model,
                    "--steps", str(args.steps), "--guidance", str(args.guidance), "--batch", str(args.batch),
-                   "--device", args.device, "--threads", str(args.threads)]
+                   "--device", args.device, "--threads", str(args.threads), "--precision", args.precision]
             out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "CI": "1"})
             if out.returncode:
                 sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr}")
@@ -146,13 +151,15 @@ def main() -> None:
     ref = next((r for r in rows if r["seconds"] == 60.0), rows[0])
     what = f"profile {args.profile} (random weights)" if args.profile else args.model
     print(f"\nupsample: {what}, {args.steps} steps, guidance {args.guidance:g}, batch {args.batch}, "
-          f"{args.device}, {rows[0]['threads']} threads; stereo 44.1 kHz in, 48 kHz out\n")
-    print("| input | processing (s) | RTF | peak memory (MiB) | before the file (MiB) | peak vs 60 s |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+          f"{args.device}, {'bf16' if rows[0]['bf16'] else 'fp32'}, {rows[0]['threads']} threads; "
+          f"stereo 44.1 kHz in, 48 kHz out\n")
+    print("| input | processing (s) | RTF | CPU s per audio s | peak memory (MiB) | before the file (MiB) "
+          "| peak vs 60 s |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         label = f"{r['seconds'] / 60:g} min" if r["seconds"] >= 60 else f"{r['seconds']:g} s"
-        print(f"| {label} | {r['elapsed']:.1f} | {r['rtf']:.3f} | {r['peak_mib']:.0f} | {r['before_mib']:.0f} | "
-              f"{r['peak_mib'] / ref['peak_mib']:.2f}x |")
+        print(f"| {label} | {r['elapsed']:.1f} | {r['rtf']:.3f} | {r['cpu_rtf']:.3f} | {r['peak_mib']:.0f} | "
+              f"{r['before_mib']:.0f} | {r['peak_mib'] / ref['peak_mib']:.2f}x |")
 
 
 if __name__ == "__main__":

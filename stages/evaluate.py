@@ -8,7 +8,7 @@ from audiosr import plots
 from audiosr.audio import SAMPLE_RATE, log_mel, write
 from audiosr.data.store import SegmentSet
 from audiosr.evaluate import evaluate, summarise
-from audiosr.params import load_params
+from audiosr.params import load_params, workers
 from audiosr.pipeline import ModelError, Pipeline
 from audiosr.progress import bar
 from audiosr.tracking import flatten, log_summary, stage_run
@@ -30,12 +30,16 @@ def main() -> None:
     params = load_params()
     cfg = params["eval"]
     test = SegmentSet.open("data/segments/test")
-    pipe = Pipeline.load("models/pipeline", pick_device())
+    device = pick_device()
+    pipe = Pipeline.load("models/pipeline", device)
     check_compatible(pipe, test, params)
+    # on a GPU one process keeps the device busy; on a CPU one process per core
+    n = 1 if device.type == "cuda" else workers()
     with stage_run("evaluate", {"eval": cfg}) as mlflow:
         with bar("evaluate") as progress:
             task = progress.add_task("evaluate", total=None, info="")
-            rows, examples, rtf = evaluate(pipe, test, cfg, lambda d, n: progress.update(task, completed=d, total=n))
+            rows, examples, rtf = evaluate("models/pipeline", "data/segments/test", cfg, n, str(device),
+                                           lambda d, total: progress.update(task, completed=d, total=total))
         headline, by_condition = summarise(rows, rtf)
         METRICS.mkdir(exist_ok=True)
         PLOTS.mkdir(exist_ok=True)

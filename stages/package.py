@@ -1,20 +1,29 @@
-"""DVC stage package: models/{vae,ldm,vocoder} -> models/pipeline (the one folder `audiosr upsample` loads)."""
+"""DVC stage package: models/{vae,ldm,vocoder} -> models/pipeline (the one folder `audiosr upsample` loads),
+logged to MLflow as the run's model (artifact `pipeline`, registered as the model "audiosr")."""
 
+import json
 from pathlib import Path
 
 from audiosr.data.store import SegmentSet
 from audiosr.params import load_params
-from audiosr.pipeline import package
+from audiosr.pipeline import log_to_mlflow, package
+from audiosr.tracking import stage_run
+
+OUT = Path("models/pipeline")
 
 
 def main() -> None:
     params = load_params()
     meta = SegmentSet.open("data/segments/train").meta
-    package(Path("models"), Path("models/pipeline"),
-            extra={"segment_frames": meta["segment_samples"] // meta["mel"]["hop"],
-                   "training_data": {"source": params["data"]["source"], "segments": meta["segments"],
-                                     "seconds": meta["seconds"]}})
-    print("package: models/pipeline")
+    training = {p.stem[6:]: json.loads(p.read_text()) for p in sorted(Path("metrics").glob("train_*.json"))}
+    with stage_run("package", {"profile": params["profile"], "data.source": params["data"]["source"]}) as mlflow:
+        package(Path("models"), OUT,
+                extra={"segment_frames": meta["segment_samples"] // meta["mel"]["hop"],
+                       "training_data": {"source": params["data"]["source"], "segments": meta["segments"],
+                                         "seconds": meta["seconds"]},
+                       "metrics": training})
+        uri = log_to_mlflow(OUT, mlflow, register="audiosr")
+    print(f"package: {OUT} (MLflow: {uri})")
 
 
 if __name__ == "__main__":

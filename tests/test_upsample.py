@@ -181,6 +181,15 @@ def test_batch_size_does_not_change_the_result(pipe) -> None:
     assert not np.allclose(a, pipe.upsample(x, SAMPLE_RATE, steps=2, seed=6).wave, atol=1e-7)
 
 
+def test_bf16_is_close_to_fp32(model_dir, pipe) -> None:
+    x = music(40_000)
+    full = pipe.upsample(x, SAMPLE_RATE, steps=2, cutoff_hz=0).wave
+    half = Pipeline.load(model_dir, precision="bf16").upsample(x, SAMPLE_RATE, steps=2, cutoff_hz=0).wave
+    assert np.abs(half - full).max() < 0.1 * np.abs(full).max()
+    with pytest.raises(ValueError, match="precision"):
+        Pipeline.load(model_dir, precision="fp8")
+
+
 def test_streamed_merge_equals_whole_merge() -> None:
     rng = np.random.default_rng(0)
     n = 2 * pl.BLOCK + 12_345

@@ -1,6 +1,6 @@
 """The segment and degrade steps: tracks -> clean 48 kHz segments + mels -> degraded pairs + mels.
 
-Both spread their work over a pool of processes (one torch thread each). Each unit of work is a
+Both spread their work over a pool of processes (audiosr.parallel). Each unit of work is a
 pure function of its inputs (a track; a range of segments whose draws are seeded by
 (seed, split, index)), and results are written in order, so the worker count never changes the
 output.
@@ -8,8 +8,7 @@ output.
 
 from __future__ import annotations
 
-import multiprocessing as mp
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from audiosr import degrade as deg
 from audiosr.audio import SAMPLE_RATE, MelConfig, from_int16, log_mel, resample, to_int16
 from audiosr.data.sources import load_track
 from audiosr.data.store import ArrayWriter, SegmentSet, atomic_dir, write_json
+from audiosr.parallel import pool_map
 
 DEGRADE_CHUNK = 8  # segments per unit of degrade work: small enough to balance, big enough to batch
 
@@ -32,20 +32,6 @@ def segment_samples(audio: dict, mel: MelConfig) -> int:
             f"(hop {mel.hop} samples = {1000 * mel.hop / SAMPLE_RATE:g} ms); 5.12 is the default"
         )
     return samples
-
-
-def _init_worker() -> None:
-    torch.set_num_threads(1)
-
-
-def _pool_map(fn: Callable, tasks: list, workers: int) -> Iterator:
-    """fn over tasks, in order; in this process when workers <= 1 (same results either way)."""
-    if workers <= 1 or len(tasks) <= 1:
-        yield from map(fn, tasks)
-        return
-    # spawn, not fork: a forked child of a process that already ran torch's thread pool can hang
-    with mp.get_context("spawn").Pool(min(workers, len(tasks)), initializer=_init_worker) as pool:
-        yield from pool.imap(fn, tasks)
 
 
 def _mels(pcm: np.ndarray, mel: MelConfig) -> np.ndarray:
@@ -89,7 +75,7 @@ def segment_split(
         waves = ArrayWriter(tmp / "wave.npy", (samples,), np.int16)
         mels = ArrayWriter(tmp / "mel.npy", (mel.n_mels, frames), np.float16)
         rows: list[dict] = []
-        for pcm, m, r, c in progress(_pool_map(cut_track, tasks, workers), len(tasks)):
+        for pcm, m, r, c in progress(pool_map(cut_track, tasks, workers), len(tasks)):
             waves.append(pcm)
             mels.append(m)
             rows += r
@@ -139,7 +125,7 @@ def degrade_split(
         waves = ArrayWriter(tmp / "wave.npy", (samples,), np.int16)
         mels = ArrayWriter(tmp / "mel.npy", clean.mel.shape[1:], np.float16)
         rows: list[dict] = []
-        for pcm, m, r in progress(_pool_map(degrade_chunk, tasks, workers), len(tasks)):
+        for pcm, m, r in progress(pool_map(degrade_chunk, tasks, workers), len(tasks)):
             waves.append(pcm)
             mels.append(m)
             rows += r
