@@ -73,8 +73,8 @@ def score(target: np.ndarray, estimate: np.ndarray, cutoff_hz: float, perceptual
 _WORKER: dict = {}  # the pipeline and test set of this process (loaded once per worker)
 
 
-def _load(model: str, device: str, test_dir: str) -> None:
-    _WORKER.update(pipe=Pipeline.load(model, device), test=SegmentSet.open(test_dir))
+def _load(model: str, device: str, precision: str, test_dir: str) -> None:
+    _WORKER.update(pipe=Pipeline.load(model, device, precision), test=SegmentSet.open(test_dir))
 
 
 @torch.no_grad()
@@ -123,7 +123,7 @@ def evaluate(model: str, test_dir: str, params: dict, workers: int, device: str 
     test = SegmentSet.open(test_dir)
     conditions, clips = grid(params), pick_clips(test, int(params["clips"]))
     perceptual = bool(params.get("perceptual", True))
-    init = (_load, (model, device, test_dir))
+    init = (_load, (model, device, params.get("precision", "fp32"), test_dir))
     refs = dict(zip(clips, pool_map(_references, [(c, perceptual) for c in clips], workers, *init), strict=True))
     jobs = [(k, cond, j, c, params, refs[c]) for k, cond in enumerate(conditions) for j, c in enumerate(clips)]
     rows, examples, rtfs = [], [], []

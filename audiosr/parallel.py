@@ -7,12 +7,16 @@ Results come back in task order, so the worker count never changes an output.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from collections.abc import Callable, Iterator
 
 import torch
 
 
 def _init(initializer: Callable | None, initargs: tuple) -> None:
+    # one thread per worker for every pool in it: torch's, and numba's (ViSQOL), which is imported later and
+    # would otherwise start a thread per core that spins against the other workers
+    os.environ["NUMBA_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
     if initializer is not None:
         initializer(*initargs)
