@@ -31,7 +31,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check audiosr stages tests benchmarks
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_data.py
+	$(BIN)/python benchmarks/bench_data.py --minutes 30
+	$(BIN)/python benchmarks/bench_train.py --profiles small
 
 # the study's ablations (noise type, filter family) as DVC experiments, then metrics/ablations.md
 ablations: $(STAMP)

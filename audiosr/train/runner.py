@@ -58,3 +58,18 @@ def train_stage(name: str, block: dict, profile: str, make_task: Callable[[Setti
             return summary
     finally:
         distributed.teardown(d)
+
+
+def clean_data_stage(name: str, task_cls: Callable, params: dict) -> dict:
+    """The stage of a model trained on clean segments alone (the VAE, the vocoder)."""
+    from audiosr.audio import MelConfig
+    from audiosr.data.store import SegmentSet
+    from audiosr.profiles import resolve
+
+    block, profile = params[name], params["profile"]
+    arch = resolve(profile, name, block)
+    mel = MelConfig.from_params(params["mel"])
+    train, valid = SegmentSet.open("data/segments/train"), SegmentSet.open("data/segments/valid")
+    return train_stage(name, block, profile, lambda s, d: task_cls(arch, s, mel, train, valid, d),
+                       identity={"block": block, "arch": arch, "data": train.meta},
+                       logged={"profile": profile, name: block, f"{name}_arch": arch, "mel": params["mel"]})
