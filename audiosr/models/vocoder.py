@@ -229,6 +229,17 @@ def _scaled(channels: int, scale: float, multiple: int = 16) -> int:
     return max(multiple, round(channels * scale / multiple) * multiple)
 
 
+def _conv_stack(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Every sub-discriminator's body: LeakyReLU convs, then a post conv; (flattened logits, each layer's output)."""
+    feats = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        feats.append(x)
+    x = post(x)
+    feats.append(x)
+    return x.flatten(1), feats
+
+
 class PeriodDiscriminator(nn.Module):
     """HiFi-GAN's sub-discriminator over the wave folded into (L / period, period) 2-D.
 
@@ -251,13 +262,7 @@ class PeriodDiscriminator(nn.Module):
         pad = (-n) % self.period
         x = F.pad(wave.unsqueeze(1), (0, pad), mode="reflect")
         x = x.view(b, 1, (n + pad) // self.period, self.period)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            feats.append(x)
-        x = self.conv_post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _conv_stack(self.convs, self.conv_post, x)
 
 
 class ScaleDiscriminator(nn.Module):
@@ -286,13 +291,7 @@ class ScaleDiscriminator(nn.Module):
         self.conv_post = norm(nn.Conv1d(c[3], 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            feats.append(x)
-        x = self.conv_post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _conv_stack(self.convs, self.conv_post, x)
 
 
 class ResolutionDiscriminator(nn.Module):
@@ -320,13 +319,7 @@ class ResolutionDiscriminator(nn.Module):
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         spec = torch.stft(wave, self.n_fft, self.hop, window=self.window, center=True, return_complex=True)
         x = spec.abs().unsqueeze(1)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            feats.append(x)
-        x = self.conv_post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _conv_stack(self.convs, self.conv_post, x)
 
 
 class MultiPeriodDiscriminator(nn.Module):
