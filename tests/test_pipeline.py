@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,23 @@ def test_make_ablations_report(repo) -> None:
     assert {"baseline (workspace)", "noise-none"} <= set(rows)
     assert "nan" not in rows["noise-none"] and "(+" in rows["noise-none"] or "(-" in rows["noise-none"]
     assert (dest / "metrics/ablations.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_queued_grid_logs_every_experiment(repo) -> None:
+    dest, env = repo
+    run(["dvc", "exp", "run", "--queue", "-S", "noise.type=none,gaussian"], dest, env)
+    run(["dvc", "queue", "start", "-j", "1"], dest, env)
+    for _ in range(600):
+        status = run(["dvc", "queue", "status"], dest, env)
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(2)
+    assert "Failed" not in status, status
+    db = sqlite3.connect(dest / "mlflow.db")
+    summaries = db.execute("select t.value from tags t join runs r on r.run_uuid = t.run_uuid "
+                           "where t.key = 'dvc.exp_name' and r.name like '%/summary'").fetchall()
+    queued = {v for (v,) in summaries} - {"workspace", "tone-ablation", "butterworth-only", "ldm-lr", "noise-none"}
+    assert len(queued) == 2, summaries  # both queued experiments logged into the workspace's store
+    shown = run(["dvc", "exp", "show", "--csv"], dest, env)
+    assert all(name in shown for name in queued)
