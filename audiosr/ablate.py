@@ -39,8 +39,12 @@ def run_experiments(names: list[str]) -> None:
 
 
 def experiments_table() -> pd.DataFrame:
-    """One row per experiment (and the workspace) with the eval metrics, from `dvc exp show --csv`."""
-    out = subprocess.run(["dvc", "exp", "show", "--csv", "--no-pager"], capture_output=True, text=True, check=True)
+    """One row per experiment (and the workspace) with the eval metrics, from `dvc exp show --csv`.
+
+    Experiments on every commit of the branch count (`-n -1`), newest first, so a commit made while the ablations
+    run does not hide the ones that ran on its parent; the newest run of each name wins."""
+    out = subprocess.run(["dvc", "exp", "show", "--csv", "--no-pager", "-n", "-1"],
+                         capture_output=True, text=True, check=True)
     table = pd.read_csv(io.StringIO(out.stdout))
     table["Experiment"] = table["Experiment"].fillna("").astype(str)
     table = table[(table["Experiment"] != "") | (table["rev"] == "workspace")]
