@@ -67,7 +67,10 @@ def report(table: pd.DataFrame, out_md: Path, out_png: Path) -> str:
         for m in HEADLINE:
             col = _column(table, f"{SYSTEM}.{m}")
             value, delta = col[name], col[name] - col.get(base, float("nan"))
-            cells.append(f"{value:.3f} ({delta:+.3f})" if name != base else f"{value:.3f}")
+            if pd.isna(value):
+                cells.append("–")  # not computed (e.g. eval.perceptual: false)
+            else:
+                cells.append(f"{value:.3f}" if name == base else f"{value:.3f} ({delta:+.3f})")
         lines.append(f"| {name} | {' | '.join(cells)} |")
     text = (f"Ablations: `{SYSTEM}` headline metrics on the fixed evaluation protocol; Δ against the baseline "
             f"(LSD: lower is better).\n\n" + "\n".join(lines) + "\n")

@@ -116,8 +116,16 @@ def test_make_ablations_report(repo) -> None:
     md = (dest / "metrics/ablations.md").read_text()
     rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
     assert {"baseline (workspace)", "noise-none"} <= set(rows)
-    assert "nan" not in rows["noise-none"] and "(+" in rows["noise-none"] or "(-" in rows["noise-none"]
+    lsd = rows["noise-none"].split("|")[2]  # measured, with its difference to the baseline
+    assert float(lsd.split("(")[0]) > 0 and ("(+" in lsd or "(-" in lsd)
+    assert "nan" not in rows["noise-none"] and rows["noise-none"].split("|")[-2].strip() == "–"  # visqol is off
     assert (dest / "metrics/ablations.png").stat().st_size > 1000
+    # a commit made after the ablations ran (the README table, say) does not hide them from the report
+    (dest / "NOTES.md").write_text("ablations ran\n")
+    run(["git", "add", "NOTES.md"], dest, env)
+    run(["git", "commit", "-qm", "notes"], dest, env)
+    run([sys.executable, "-m", "audiosr.ablate", "--report-only"], dest, env)
+    assert rows["noise-none"] in (dest / "metrics/ablations.md").read_text()
 
 
 @pytest.mark.slow
