@@ -1,5 +1,6 @@
 """The real MLflow server on a loopback port, against the store the tiny project's stages wrote: runs,
-params, metrics and artifacts are visible through its REST API."""
+params, metrics and artifacts are visible through its REST API, also those of a stage that logged through
+the server itself (MLFLOW_TRACKING_URI=http://..., as with a team's tracking server)."""
 
 import json
 import socket
@@ -35,7 +36,6 @@ def post(base: str, endpoint: str, body: dict) -> dict:
 @pytest.mark.slow
 def test_mlflow_server_shows_the_pipeline_runs(project, tmp_path) -> None:
     wd, env = copy_project(project, tmp_path)
-    run_stage(stage("evaluate"), wd, env)
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{wd / 'mlflow.db'}",
@@ -52,6 +52,7 @@ def test_mlflow_server_shows_the_pipeline_runs(project, tmp_path) -> None:
                 time.sleep(0.5)
         else:
             pytest.fail("the MLflow server did not come up")
+        run_stage(stage("evaluate"), wd, {**env, "MLFLOW_TRACKING_URI": base})  # logs through the server
         experiments = post(base, "/api/2.0/mlflow/experiments/search", {"max_results": 10})["experiments"]
         exp = next(e for e in experiments if e["name"] == "audiosr")
         runs = post(base, "/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]],

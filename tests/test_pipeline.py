@@ -146,3 +146,20 @@ def test_queued_grid_logs_every_experiment(repo) -> None:
     assert len(queued) == 2, summaries  # both queued experiments logged into the workspace's store
     shown = run(["dvc", "exp", "show", "--csv"], dest, env)
     assert all(name in shown for name in queued)
+
+
+@pytest.mark.slow
+def test_dvc_remote_round_trip(repo, tmp_path) -> None:
+    """A team's data remote: push the pipeline's outputs, clone the repository elsewhere, pull, and the
+    clone is up to date with the models in place."""
+    dest, env = repo
+    run(["dvc", "remote", "add", "-d", "storage", str(tmp_path / "remote")], dest, env)
+    run(["git", "add", "-A"], dest, env)
+    run(["git", "commit", "-qm", "pipeline outputs and remote"], dest, env)
+    run(["dvc", "push"], dest, env)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(dest), str(clone)], tmp_path, env)
+    assert not (clone / "models/pipeline").exists()
+    run(["dvc", "pull"], clone, env)
+    assert json.loads((clone / "models/pipeline/config.json").read_text())["n_mels"] == 32
+    assert "up to date" in run(["dvc", "status"], clone, env)
