@@ -93,6 +93,7 @@ MODEL_PATH = {"train_ldm", "package", "evaluate"}
 @pytest.mark.parametrize("name, override, expected", [
     ("tone-ablation", "noise.type=tone", {"degrade"} | MODEL_PATH),
     ("butterworth-only", "filter.types=[butterworth]", {"degrade"} | MODEL_PATH),
+    ("cutoff-band", "filter.cutoff_hz=[4000,8000]", {"degrade"} | MODEL_PATH),
     ("ldm-lr", "ldm.lr=0.001", MODEL_PATH),
 ])
 def test_ablation_reruns_only_what_it_touches(repo, name: str, override: str, expected: set) -> None:
@@ -142,7 +143,8 @@ def test_queued_grid_logs_every_experiment(repo) -> None:
     db = sqlite3.connect(dest / "mlflow.db")
     summaries = db.execute("select t.value from tags t join runs r on r.run_uuid = t.run_uuid "
                            "where t.key = 'dvc.exp_name' and r.name like '%/summary'").fetchall()
-    queued = {v for (v,) in summaries} - {"workspace", "tone-ablation", "butterworth-only", "ldm-lr", "noise-none"}
+    queued = {v for (v,) in summaries} - {"workspace", "tone-ablation", "butterworth-only", "cutoff-band", "ldm-lr",
+                                       "noise-none"}
     assert len(queued) == 2, summaries  # both queued experiments logged into the workspace's store
     shown = run(["dvc", "exp", "show", "--csv"], dest, env)
     assert all(name in shown for name in queued)
