@@ -29,6 +29,7 @@ ABLATIONS: dict[str, str] = {
 }
 HEADLINE = ("lsd", "lsd_hf", "lsd_lf", "si_sdr", "visqol")
 SYSTEM = "model_lfr"
+BASELINE = "baseline (workspace)"
 
 
 def run_experiments(names: list[str]) -> None:
@@ -48,29 +49,32 @@ def experiments_table() -> pd.DataFrame:
     table = pd.read_csv(io.StringIO(out.stdout))
     table["Experiment"] = table["Experiment"].fillna("").astype(str)
     table = table[(table["Experiment"] != "") | (table["rev"] == "workspace")]
-    table.loc[table["rev"] == "workspace", "Experiment"] = "baseline (workspace)"
+    table.loc[table["rev"] == "workspace", "Experiment"] = BASELINE
     return table.drop_duplicates("Experiment").set_index("Experiment")
 
 
-def _column(table: pd.DataFrame, key: str) -> pd.Series:
-    for name in (key, f"metrics/eval.json:{key}"):
-        if name in table:
-            return pd.to_numeric(table[name], errors="coerce")
-    return pd.Series(float("nan"), index=table.index)
+def _metrics(table: pd.DataFrame) -> pd.DataFrame:
+    """`SYSTEM`'s metrics as numbers, one column per key without the system ("lsd", "lsd_by_cutoff.4k"...);
+    `dvc exp show` names a metric `<key>` or, where keys clash, `metrics/eval.json:<key>`."""
+    prefix = f"{SYSTEM}."
+    keys = {c: c.removeprefix("metrics/eval.json:") for c in table.columns}
+    keep = {c: k[len(prefix):] for c, k in keys.items() if k.startswith(prefix)}
+    return table[list(keep)].rename(columns=keep).apply(pd.to_numeric, errors="coerce")
 
 
 def report(table: pd.DataFrame, out_md: Path, out_png: Path) -> str:
-    base = "baseline (workspace)"
+    metrics = _metrics(table)
+    missing = pd.Series(float("nan"), index=table.index)  # a metric no experiment computed
     lines = [f"| experiment | {' | '.join(f'{m} (Δ)' for m in HEADLINE)} |", "| --- |" + " ---: |" * len(HEADLINE)]
     for name in table.index:
         cells = []
         for m in HEADLINE:
-            col = _column(table, f"{SYSTEM}.{m}")
-            value, delta = col[name], col[name] - col.get(base, float("nan"))
+            col = metrics.get(m, missing)
+            value, delta = col[name], col[name] - col.get(BASELINE, float("nan"))
             if pd.isna(value):
                 cells.append("–")  # not computed (e.g. eval.perceptual: false)
             else:
-                cells.append(f"{value:.3f}" if name == base else f"{value:.3f} ({delta:+.3f})")
+                cells.append(f"{value:.3f}" if name == BASELINE else f"{value:.3f} ({delta:+.3f})")
         lines.append(f"| {name} | {' | '.join(cells)} |")
     text = (f"Ablations: `{SYSTEM}` headline metrics on the fixed evaluation protocol; Δ against the baseline "
             f"(LSD: lower is better).\n\n" + "\n".join(lines) + "\n")
@@ -82,10 +86,9 @@ def report(table: pd.DataFrame, out_md: Path, out_png: Path) -> str:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    cutoffs = ("2k", "4k", "8k", "12k", "16k")
-    for name in table.index:
-        ys = [_column(table, f"{SYSTEM}.lsd_by_cutoff.{c}")[name] for c in cutoffs]
-        ax.plot([int(c[:-1]) for c in cutoffs], ys, marker="o", label=name)
+    by_cutoff = sorted((int(c.split(".")[-1][:-1]), c) for c in metrics.columns if c.startswith("lsd_by_cutoff."))
+    for name in table.index:  # the cutoffs eval.cutoffs_hz set, "4k" -> 4
+        ax.plot([k for k, _ in by_cutoff], [metrics.at[name, c] for _, c in by_cutoff], marker="o", label=name)
     ax.set(xlabel="cutoff (kHz)", ylabel="LSD", title=f"LSD against cutoff, {SYSTEM}")
     ax.legend(fontsize=7)
     fig.tight_layout()
