@@ -61,7 +61,7 @@ SILENCE = 1e-4
 FULL_BAND_HZ = 16_000.0  # the top of the training cutoffs: a 48 kHz input whose cutoff is above it needs no model
 BLOCK = 1 << 17  # samples per streamed block (2.7 s at 48 kHz); a multiple of the replacement STFT's hop
 LFR_FFT = 2048  # low-frequency replacement STFT: Hann 2048, hop 512 (AudioSR's post-processing)
-CUTOFF_FFT = 2048  # cutoff detection as metrics.detect_cutoff: Hann 2048, hop 480,
+CUTOFF_FFT = 2048  # cutoff detection as metrics.detect_cutoff: Hann 2048, hop 480, CUTOFF_ENERGY of the magnitude
 PROGRESS = Callable[[int, int], None]
 
 
