@@ -1,7 +1,8 @@
-"""Built-in synthetic multitrack songs in the MUSDB18-HQ layout: the project's default data set.
+"""Built-in synthetic multitrack songs in the MUSDB18-HQ layout: the fast source the tests use.
 
-Super-resolution needs full-band material with stems and a train/test split, and the pipeline must
-run without a download. Each song here is music-like and full band (energy up to 20 kHz): a drum kit
+The songs of `audiosr.data.score` rendered by oscillators, with no dependency beyond numpy and scipy
+(the default data set, `rendered`, plays the same scores on recorded instruments). Each song is
+music-like and full band (energy up to 20 kHz): a drum kit
 with hi-hats and cymbals, a filtered bass, chords (pads, plucks or keys) from additive partials that
 reach the top of the band, and a formant-filtered, vibrato-carrying voice. Tempo, key, scale, chord
 progression, timbres, panning, reverb and loudness vary from song to song.
@@ -19,39 +20,22 @@ number of partials and no partial ever lies above ``min(20 kHz, 0.95 * Nyquist)`
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from scipy import fft as sfft
 from scipy import signal
 
+from audiosr.data.score import FILES, STEMS, Score, compose, song_params, write_songs
+
+__all__ = ["FILES", "STEMS", "SAMPLE_RATE", "generate", "generate_track", "song_params"]
+
 SAMPLE_RATE = 44_100
-STEMS = ("drums", "bass", "other", "vocals")
-FILES = ("mixture", *STEMS)
 TOP_HZ = 20_000.0  # highest partial of any harmonic instrument
 TABLE = 8192  # wavetable length; >> 2x the partial count, so linear interpolation stays clean
 
-SCALES: dict[str, tuple[int, ...]] = {
-    "major": (0, 2, 4, 5, 7, 9, 11),
-    "minor": (0, 2, 3, 5, 7, 8, 10),
-    "dorian": (0, 2, 3, 5, 7, 9, 10),
-    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
-    "harmonic minor": (0, 2, 3, 5, 7, 8, 11),
-}
-# scale degrees (0 = tonic) of the chord roots, one chord per `bars_per_chord` bars
-PROGRESSIONS: tuple[tuple[int, ...], ...] = (
-    (0, 4, 5, 3), (5, 3, 0, 4), (0, 5, 3, 4), (1, 4, 0, 0), (0, 3, 4, 3),
-    (0, 3, 0, 4), (0, 6, 5, 4), (0, 2, 3, 4), (3, 4, 2, 5), (0, 0, 3, 4),
-)
-DRUM_STYLES = ("rock", "four", "halftime", "break")
-OTHER_KINDS = ("pad", "pluck", "keys")
-# vowel formants F1-F3 (Hz, adult male, after Peterson & Barney 1952); F4/F5 are fixed below
 VOWELS: dict[str, tuple[float, float, float]] = {
     "a": (730.0, 1090.0, 2440.0),
     "e": (530.0, 1840.0, 2480.0),
@@ -59,51 +43,6 @@ VOWELS: dict[str, tuple[float, float, float]] = {
     "o": (570.0, 840.0, 2410.0),
     "u": (320.0, 870.0, 2240.0),
 }
-
-
-@dataclass(frozen=True)
-class SongParams:
-    """The musical choices of one song, drawn from ``(seed, index)`` alone."""
-
-    tempo: float  # beats per minute, 4/4
-    key: int  # pitch class of the tonic, 0 = C
-    scale: str  # a key of SCALES
-    progression: tuple[int, ...]  # chord roots as scale degrees
-    bars_per_chord: int
-    swing: float  # delay of the off-beat 16ths, as a fraction of a 16th
-    drum_style: str
-    ride: bool  # ride cymbal instead of hi-hats
-    other: tuple[str, ...]  # the layers of the `other` stem, from OTHER_KINDS
-    tilt: float  # partial amplitudes of the chord instruments fall as k ** -tilt
-    voice_low: int  # lowest MIDI note of the melody (its range is 14 semitones)
-    female: bool  # formants scaled up, as for a higher voice
-    reverb_s: float  # RT60 of the room
-    peak: float  # peak of the mixture
-
-
-def song_params(index: int, seed: int = 0) -> SongParams:
-    """The musical choices of song ``index`` (cheap; ``generate_track`` uses the same ones)."""
-    rng = np.random.default_rng([seed, index, 0])
-    kinds = [str(rng.choice(OTHER_KINDS))]
-    if rng.random() < 0.5:
-        kinds.append(str(rng.choice([k for k in OTHER_KINDS if k != kinds[0]])))
-    female = bool(rng.random() < 0.5)
-    return SongParams(
-        tempo=float(np.round(rng.uniform(70.0, 170.0), 1)),
-        key=int(rng.integers(12)),
-        scale=str(rng.choice(list(SCALES))),
-        progression=PROGRESSIONS[int(rng.integers(len(PROGRESSIONS)))],
-        bars_per_chord=int(rng.choice([1, 1, 2])),
-        swing=float(rng.choice([0.0, 0.0, 0.0, rng.uniform(0.1, 0.35)])),
-        drum_style=str(rng.choice(DRUM_STYLES)),
-        ride=bool(rng.random() < 0.3),
-        other=tuple(kinds),
-        tilt=float(rng.uniform(0.8, 1.6)),
-        voice_low=int(rng.integers(57, 63) if female else rng.integers(45, 52)),
-        female=female,
-        reverb_s=float(rng.uniform(0.4, 2.5)),
-        peak=float(rng.uniform(0.3, 0.95)),
-    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -217,27 +156,10 @@ def _highpass(x: np.ndarray, fc: float, sr: int, order: int = 2) -> np.ndarray:
 
 
 class _Song:
-    """Timing and harmony of one song: the grid is 16ths, 16 to a bar."""
+    """A score being rendered: its grid (timing, harmony), length in samples and sample rate."""
 
-    def __init__(self, p: SongParams, n: int, sr: int) -> None:
-        self.p, self.n, self.sr = p, n, sr
-        self.step = 60.0 / p.tempo / 4
-        self.bars = int(np.ceil(n / sr / (16 * self.step))) + 1
-        self.scale = SCALES[p.scale]
-
-    def time(self, step: float) -> float:
-        """Seconds of a (fractional) 16th step, with swing on the off-beat 16ths."""
-        swing = self.p.swing if int(step) % 2 == 1 and step == int(step) else 0.0
-        return (step + swing) * self.step
-
-    def midi(self, degree: int, base: int) -> int:
-        """MIDI note of a scale degree (any integer; 7 = an octave up) over the tonic near ``base``."""
-        return base + self.p.key + 12 * (degree // 7) + self.scale[degree % 7]
-
-    def chord(self, bar: int) -> int:
-        """Scale degree of the chord root in ``bar``."""
-        prog = self.p.progression
-        return prog[(bar // self.p.bars_per_chord) % len(prog)]
+    def __init__(self, score: Score, n: int, sr: int) -> None:
+        self.score, self.p, self.n, self.sr = score, score.params, n, sr
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -284,33 +206,6 @@ def _metal(rng: np.random.Generator, sr: int, decay: float, lo: float) -> np.nda
     return (mix * noise + (1 - mix) * partials) * env * np.minimum(1.0, t / 0.0005)
 
 
-def _drum_pattern(style: str, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """16-step velocity patterns of one bar (0 = no hit)."""
-    k, s, h, o = (np.zeros(16) for _ in range(4))
-    if style == "rock":
-        k[[0, 8]] = 1.0
-        k[int(rng.choice([6, 10, 11, 14]))] = 0.8
-        s[[4, 12]] = 1.0
-        h[::2] = 0.7
-    elif style == "four":
-        k[::4] = 1.0
-        s[[4, 12]] = 0.9
-        h[:] = 0.45
-        o[[2, 6, 10, 14]] = 0.7
-    elif style == "halftime":
-        k[[0, int(rng.choice([3, 10, 11]))]] = 1.0
-        s[8] = 1.0
-        h[::2] = 0.7
-    else:  # break
-        k[[0, 10]] = 1.0
-        k[int(rng.choice([2, 3, 7]))] = 0.8
-        s[[4, 12]] = 1.0
-        s[int(rng.choice([7, 9, 15]))] = 0.3  # ghost note
-        h[:] = 0.5
-    h[::4] = np.maximum(h[::4], 0.85 * (h[::4] > 0))  # accent the beats
-    return {"kick": k, "snare": s, "hat": h, "open": o}
-
-
 def _drums(song: _Song, rng: np.random.Generator) -> np.ndarray:
     p, sr, n = song.p, song.sr, song.n
     sounds = {
@@ -321,27 +216,16 @@ def _drums(song: _Song, rng: np.random.Generator) -> np.ndarray:
     }
     if p.ride:
         sounds["hat"] = [_metal(rng, sr, rng.uniform(0.3, 0.6), rng.uniform(2500, 4500)) for _ in range(2)]
-    crash = _metal(rng, sr, rng.uniform(0.4, 0.8), rng.uniform(2500, 4000))
-    tracks = {name: np.zeros(n) for name in (*sounds, "crash")}
+    sounds["crash"] = [_metal(rng, sr, rng.uniform(0.4, 0.8), rng.uniform(2500, 4000))]
+    tracks = {name: np.zeros(n) for name in sounds}
     level = {"kick": 1.0, "snare": rng.uniform(0.6, 0.9), "hat": rng.uniform(0.15, 0.35),
              "open": rng.uniform(0.15, 0.3), "crash": rng.uniform(0.2, 0.4)}
     if p.ride:
         level["hat"] *= 0.7
-    base = _drum_pattern(p.drum_style, rng)
-    for bar in range(song.bars):
-        pattern = {name: v.copy() for name, v in base.items()}
-        if rng.random() < 0.25:  # an extra kick now and then keeps the groove from looping
-            pattern["kick"][int(rng.integers(16))] = 0.7
-        if bar % 4 == 3 and rng.random() < 0.6:  # a fill into the next phrase
-            pattern["snare"][12:] = rng.uniform(0.4, 1.0, 4)
-        for name, vel in pattern.items():
-            for step in np.flatnonzero(vel):
-                t = song.time(bar * 16 + step) + rng.normal(0, 0.003)
-                v = vel[step] * rng.uniform(0.8, 1.0)
-                hits = sounds[name]
-                _add(tracks[name], max(0, int(t * sr)), v * level[name] * hits[int(rng.integers(len(hits)))])
-        if bar % 4 == 0 and (bar > 0 or rng.random() < 0.5):
-            _add(tracks["crash"], int(song.time(bar * 16) * sr), level["crash"] * crash)
+    for hit in song.score.drums:
+        name = "hat" if hit.drum == "ride" else hit.drum  # the ride's sounds replace the hats' when p.ride
+        hits = sounds[name]
+        _add(tracks[name], int(hit.time * sr), hit.velocity * level[name] * hits[int(rng.integers(len(hits)))])
     hat_pan = rng.uniform(-0.6, 0.6)
     pans = {"kick": 0.0, "snare": rng.uniform(-0.1, 0.1), "hat": hat_pan, "open": hat_pan,
             "crash": -np.sign(hat_pan) * rng.uniform(0.2, 0.6)}
@@ -358,52 +242,32 @@ def _drums(song: _Song, rng: np.random.Generator) -> np.ndarray:
 
 
 def _bass(song: _Song, rng: np.random.Generator) -> np.ndarray:
-    p, sr, n = song.p, song.sr, song.n
+    """A saw/square bass through a resonant low-pass whose envelope closes after each attack."""
+    sr, n = song.sr, song.n
     out = np.zeros(n)
     square = rng.uniform(0.0, 1.0)  # 0 = saw, 1 = square
     fc_hi, fc_lo, q = rng.uniform(1200, 5000), rng.uniform(150, 500), rng.uniform(0.7, 2.5)
     env_tau, sustain = rng.uniform(0.04, 0.3), rng.uniform(0.3, 0.8)
-    gate = rng.uniform(0.55, 0.95)
-    rhythms = (
-        [(0, 4), (4, 4), (8, 4), (12, 4)],
-        [(i, 2) for i in range(0, 16, 2)],
-        [(0, 3), (3, 3), (6, 2), (8, 4), (12, 2), (14, 2)],
-        [(0, 6), (6, 2), (8, 6), (14, 2)],
-        [(0, 8), (8, 8)],
-    )
-    rhythm = rhythms[int(rng.integers(len(rhythms)))]
-    base = int(rng.integers(28, 36)) - p.key  # tonic between E1 and B1 (41-62 Hz)
     tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for bar in range(song.bars):
-        root = song.chord(bar)
-        for step, length in rhythm:
-            degree = root + int(rng.choice([0, 0, 0, 0, 4, 7])) if step else root  # root on the downbeat
-            m = song.midi(degree, base)
-            if m not in tables:
-                f0 = _hz(m)
-                k = np.arange(1, _n_partials(f0, sr) + 1)
-                amps = np.where(k % 2 == 1, 1.0, 1.0 - square) / k
-                dark = amps * _lowpass_gain(k * f0, fc_lo, q)
-                tables[m] = (_table(dark), _table(amps * _lowpass_gain(k * f0, fc_hi, q)) - _table(dark))
-            dark, diff = tables[m]
-            dur = length * song.step * gate
-            nn = int(dur * sr)
-            t = np.arange(nn) / sr
-            filt = np.exp(-t / env_tau)  # filter envelope: bright attack closing down
-            amp = (sustain + (1 - sustain) * filt) * _envelope(nn, sr, 0.003, 0.02)
-            x = amp * _read(dark, _phase(_hz(m), nn, sr, rng.random()), diff, filt)
-            _add(out, int(song.time(bar * 16 + step) * sr), x)
+    for note in song.score.bass:
+        m = note.pitch
+        if m not in tables:
+            f0 = _hz(m)
+            k = np.arange(1, _n_partials(f0, sr) + 1)
+            amps = np.where(k % 2 == 1, 1.0, 1.0 - square) / k
+            dark = amps * _lowpass_gain(k * f0, fc_lo, q)
+            tables[m] = (_table(dark), _table(amps * _lowpass_gain(k * f0, fc_hi, q)) - _table(dark))
+        dark, diff = tables[m]
+        nn = int(note.dur * sr)
+        t = np.arange(nn) / sr
+        filt = np.exp(-t / env_tau)  # filter envelope: bright attack closing down
+        amp = note.velocity * (sustain + (1 - sustain) * filt) * _envelope(nn, sr, 0.003, 0.02)
+        _add(out, int(note.start * sr), amp * _read(dark, _phase(_hz(m), nn, sr, rng.random()), diff, filt))
     return np.stack([out, out])
 
 
 # ---------------------------------------------------------------------------------------------------------
 # other: chords
-
-
-def _voicing(song: _Song, bar: int, base: int, rng: np.random.Generator) -> list[int]:
-    root = song.chord(bar)
-    degrees = [root, root + 2, root + 4] + ([root + 6] if rng.random() < 0.3 else [])
-    return [song.midi(d, base) for d in degrees]
 
 
 class _Timbre:
@@ -435,62 +299,47 @@ class _Timbre:
 
 
 def _other(song: _Song, rng: np.random.Generator) -> np.ndarray:
-    p, sr, n = song.p, song.sr, song.n
+    """Each chord layer of the score on its own additive timbre: pads (two detuned voices spread left
+    and right), plucks (a string losing its top first) or keys (organ-like stabs)."""
+    sr, n = song.sr, song.n
     out = np.zeros((2, n))
-    bar_s = 16 * song.step
-    for kind in p.other:
+    for layer_score in song.score.other:
+        kind = layer_score.kind
         layer = np.zeros((2, n))
         body = _body(rng)
-        tilt = p.tilt + rng.uniform(-0.15, 0.15)
+        tilt = song.p.tilt + rng.uniform(-0.15, 0.15)
         phases = rng.uniform(0, 2 * np.pi, TABLE // 2)  # fixed per layer: a stable timbre
-        base = int(rng.integers(52, 60)) - p.key
         table = _Timbre(sr, tilt, body, phases, organ=kind == "keys")
         if kind == "pad":
             attack, release = rng.uniform(0.05, 0.6), rng.uniform(0.2, 0.5)
             detune, width = rng.uniform(4, 12), rng.uniform(0.3, 0.9)
-            for bar in range(0, song.bars, p.bars_per_chord):
-                start = song.time(bar * 16)
-                nn = int((p.bars_per_chord * bar_s + release) * sr)
-                env = _envelope(nn, sr, attack, release)
-                for m in _voicing(song, bar, base, rng):
-                    for side in (-1, 1):  # two detuned voices spread left and right: a chorus
-                        f0 = _hz(m) * 2 ** (side * detune / 1200)
-                        x = env * _read(table(m), _phase(f0, nn, sr, rng.random()))
-                        _add(layer, int(start * sr), x, _pan(side * width))
+            for note in layer_score.notes:
+                nn = int((note.dur + release) * sr)
+                env = note.velocity * _envelope(nn, sr, attack, release)
+                for side in (-1, 1):  # two detuned voices spread left and right: a chorus
+                    f0 = _hz(note.pitch) * 2 ** (side * detune / 1200)
+                    x = env * _read(table(note.pitch), _phase(f0, nn, sr, rng.random()))
+                    _add(layer, int(note.start * sr), x, _pan(side * width))
         elif kind == "pluck":
             tau = rng.uniform(0.12, 0.5)
-            every = int(rng.choice([1, 2, 2]))  # 16ths or 8ths
-            order = str(rng.choice(["up", "down", "random"]))
-            spread = rng.uniform(0.2, 0.7)
-            nn = int(min(5 * tau, 1.2) * sr)
-            t = np.arange(nn) / sr
-            env = np.exp(-t / tau) * _envelope(nn, sr, 0.002, 0.05)
-            bright = np.exp(-t / (0.3 * tau))  # a plucked string loses its top first
             dark = _Timbre(sr, tilt, body, phases, lowpass=rng.uniform(1000, 3000))
-            for bar in range(song.bars):
-                notes = _voicing(song, bar, base, rng)
-                notes = notes + [m + 12 for m in notes]
-                for i, step in enumerate(range(0, 16, every)):
-                    m = notes[i % len(notes)] if order == "up" else (
-                        notes[-1 - i % len(notes)] if order == "down" else int(rng.choice(notes)))
-                    phase = _phase(_hz(m), nn, sr, rng.random())
-                    x = env * _read(dark(m), phase, table(m) - dark(m), bright)
-                    pan = spread * (1 if i % 2 else -1)
-                    _add(layer, int(song.time(bar * 16 + step) * sr), x * rng.uniform(0.7, 1.0), _pan(pan))
+            for note in layer_score.notes:
+                nn = int(min(5 * tau, 1.2, note.dur + 0.05) * sr)
+                t = np.arange(nn) / sr
+                env = np.exp(-t / tau) * _envelope(nn, sr, 0.002, 0.05)
+                bright = np.exp(-t / (0.3 * tau))  # a plucked string loses its top first
+                m = note.pitch
+                x = env * _read(dark(m), _phase(_hz(m), nn, sr, rng.random()), table(m) - dark(m), bright)
+                _add(layer, int(note.start * sr), x * note.velocity, _pan(note.pan))
         else:  # keys: chord stabs
-            rhythms = ([2, 6, 10, 14], [0, 3, 6, 10], [0, 4, 8, 12], [0, 6, 12], [0, 3, 8, 11, 14])
-            rhythm = rhythms[int(rng.integers(len(rhythms)))]
-            length = rng.uniform(0.12, 0.5)
-            nn = int(length * sr)
-            t = np.arange(nn) / sr
-            env = np.exp(-t / rng.uniform(0.1, 0.6)) * _envelope(nn, sr, 0.004, 0.06)
+            decay = rng.uniform(0.1, 0.6)
             pan = rng.uniform(-0.4, 0.4)
-            for bar in range(song.bars):
-                notes = _voicing(song, bar, base, rng)
-                for step in rhythm:
-                    for m in notes:
-                        x = env * _read(table(m), _phase(_hz(m), nn, sr, rng.random()))
-                        _add(layer, int(song.time(bar * 16 + step) * sr), x, _pan(pan))
+            for note in layer_score.notes:
+                nn = int(note.dur * sr)
+                t = np.arange(nn) / sr
+                env = note.velocity * np.exp(-t / decay) * _envelope(nn, sr, 0.004, 0.06)
+                _add(layer, int(note.start * sr), env * _read(table(note.pitch), _phase(_hz(note.pitch), nn, sr,
+                                                                                            rng.random())), _pan(pan))
         out += layer / (np.sqrt(np.mean(layer**2)) + 1e-9) * rng.uniform(0.5, 1.0)
     return out
 
@@ -508,35 +357,6 @@ def _formant_envelope(f: np.ndarray, vowel: str, scale: float) -> np.ndarray:
     return env
 
 
-def _melody(song: _Song, rng: np.random.Generator) -> list[tuple[float, float, int]]:
-    """(start s, duration s, MIDI) notes: phrases of a random walk on the scale, leaning on chord tones."""
-    # scale degrees over MIDI 0 whose notes lie in the voice's range of 14 semitones
-    lo = song.p.voice_low
-    degrees_in_range = [d for d in range(80) if lo <= song.midi(d, 0) <= lo + 14]
-    notes: list[tuple[float, float, int]] = []
-    d = degrees_in_range[len(degrees_in_range) // 2]
-    first = 1 if song.bars > 6 and rng.random() < 0.5 else 0  # sometimes an instrumental first bar
-    phrase = int(rng.choice([2, 4]))
-    for bar in range(first, song.bars):
-        if (bar - first) % (2 * phrase) >= phrase and rng.random() < 0.8:  # rests between phrases
-            continue
-        step = 0 if bar == first else int(rng.choice([0, 0, 2]))
-        while step < 16:
-            length = int(rng.choice([2, 2, 2, 4, 4, 3, 6, 8]))
-            if step > 0 and rng.random() < 0.12:  # a breath
-                step += 2
-                continue
-            d += int(rng.choice([-2, -1, -1, 0, 1, 1, 2]))
-            d = min(max(d, degrees_in_range[0]), degrees_in_range[-1])
-            if step % 4 == 0 and rng.random() < 0.6:  # strong beats land on the chord
-                root = song.chord(bar)
-                tones = [x for x in degrees_in_range if (x - root) % 7 in (0, 2, 4)]
-                d = min(tones, key=lambda x: abs(x - d))
-            notes.append((song.time(bar * 16 + step), min(length, 16 - step) * song.step, song.midi(d, 0)))
-            step += length
-    return notes
-
-
 def _vocals(song: _Song, rng: np.random.Generator) -> np.ndarray:
     p, sr, n = song.p, song.sr, song.n
     out = np.zeros(n)
@@ -548,7 +368,8 @@ def _vocals(song: _Song, rng: np.random.Generator) -> np.ndarray:
     prev: float | None = None
     prev_end = -1.0
     vowels = list(VOWELS)
-    for start, dur, m in _melody(song, rng):
+    for note in song.score.vocals:
+        start, dur, m = note.start, note.dur, note.pitch
         f0 = _hz(m)
         nn = int(dur * legato * sr)
         t = np.arange(nn) / sr
@@ -564,7 +385,7 @@ def _vocals(song: _Song, rng: np.random.Generator) -> np.ndarray:
         amps = k**-tilt * _formant_envelope(f, vowels[int(rng.integers(5))], scale)
         amps /= 1 + (f / 4000.0) ** 1.5
         x = _read(_table(amps), _phase(f0 * 2 ** (cents / 1200), nn, sr, 0.0))
-        env = _envelope(nn, sr, rng.uniform(0.02, 0.07), rng.uniform(0.04, 0.12)) * rng.uniform(0.7, 1.0)
+        env = _envelope(nn, sr, rng.uniform(0.02, 0.07), rng.uniform(0.04, 0.12)) * note.velocity
         i = int(start * sr)
         _add(out, i, env * x / (np.abs(x).max() + 1e-9))
         _add(line, i, env)
@@ -609,10 +430,11 @@ def generate_track(index: int, seconds: float, seed: int,
 
     The mixture is the sum of the stems; it peaks at ``song_params(index, seed).peak`` unless a stem
     would then pass 0.98, in which case everything is turned down until it does not."""
-    p = song_params(index, seed)
+    score = compose(index, seconds, seed)
+    p = score.params
     sr = sample_rate
     n = int(round(seconds * sr))
-    song = _Song(p, n, sr)
+    song = _Song(score, n, sr)
     mix_rng = np.random.default_rng([seed, index, 1, 0])
     irs = _impulse_responses(mix_rng, p.reverb_s, sr)
     # the room's spectrum is computed once for all stems; single precision halves the FFT time
@@ -638,41 +460,9 @@ def generate_track(index: int, seconds: float, seed: int,
     return out
 
 
-def _write_track(job: tuple[int, Path, float, int, int]) -> Path:
-    index, folder, seconds, seed, sr = job
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, audio in generate_track(index, seconds, seed, sr).items():
-        # written under a temporary name, so an interrupted run never leaves a truncated file that looks whole
-        tmp = folder / f".{name}.tmp.wav"
-        sf.write(tmp, audio.T, sr, subtype="PCM_16")
-        os.replace(tmp, folder / f"{name}.wav")
-    return folder
-
-
 def generate(root: Path, tracks: int = 150, seconds: float = 24.0, seed: int = 0,
              sample_rate: int = SAMPLE_RATE, workers: int = 1,
              progress: Callable[[int], None] | None = None) -> list[Path]:
-    """Write ``tracks`` songs under root/train/ and root/test/; return the track folders (index order).
-
-    The test split gets ``round(tracks / 3)`` songs (150 -> 100 train / 50 test, as MUSDB18); folders are
-    ``synth_000``, ``synth_001``, ... numbered over both splits, train first. ``progress(k)`` is called
-    with the number of tracks just finished (1 each time). ``workers`` > 1 uses a process pool; the
-    output is the same for any number of workers."""
-    root = Path(root)
-    n_test = round(tracks / 3)
-    split = ["train"] * (tracks - n_test) + ["test"] * n_test
-    jobs = [(i, root / split[i] / f"synth_{i:03d}", seconds, seed, sample_rate) for i in range(tracks)]
-    done: list[Path] = []
-    if workers > 1 and tracks > 1:
-        # spawn, not fork: the caller may hold threads (torch, MLflow) that a fork would copy half-locked
-        with multiprocessing.get_context("spawn").Pool(min(workers, tracks)) as pool:
-            for folder in pool.imap(_write_track, jobs):
-                done.append(folder)
-                if progress:
-                    progress(1)
-    else:
-        for job in jobs:
-            done.append(_write_track(job))
-            if progress:
-                progress(1)
-    return done
+    """Write ``tracks`` songs under root/train/ and root/test/ (`score.write_songs`); folders ``synth_000``..."""
+    make = partial(generate_track, seconds=seconds, seed=seed, sample_rate=sample_rate)
+    return write_songs(root, "synth", tracks, make, sample_rate, workers, progress)
