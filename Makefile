@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.install-stamp
 
-.PHONY: install run test lint bench ui ablations clean-venv
+.PHONY: install run test lint bench ui ablations clean-venv debian-packages
 
 install: $(STAMP)
 
@@ -20,8 +20,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# the recorded instruments of the default data (data.source: rendered); as root they are installed,
+# otherwise the one command to run is printed
+DEB_PACKAGES := fluid-soundfont-gm hydrogen-drumkits libfluidsynth3
+debian-packages:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done | tr '\n' ' '); \
+	if [ -n "$${missing% }" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing $$missing(Debian)"; apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "make run needs Debian packages: sudo apt-get install $$missing"; exit 1; fi; \
+	fi
+
 # stages run `python ...`: put the venv first on PATH so they find the package
-run: $(STAMP)
+run: $(STAMP) debian-packages
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 test: $(STAMP)

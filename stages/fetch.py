@@ -15,10 +15,10 @@ def main() -> None:
     params = load_params()
     data = params["data"]
     with stage_run("fetch", {"data": data}) as mlflow, atomic_dir(RAW) as tmp:
-        n = int(data.get("synthetic", {}).get("tracks", 150))
+        generated = data["source"] in ("rendered", "synthetic")
+        n = int(data.get(data["source"], {}).get("tracks", 150)) if generated else None
         with bar("fetch") as progress:
-            task = progress.add_task(f"fetch {data['source']}", total=n if data["source"] == "synthetic" else None,
-                                     info="")
+            task = progress.add_task(f"fetch {data['source']}", total=n, info="")
             # generated audio is written into the temporary folder; the manifest names its final place
             manifest = build_manifest(data, tmp, RAW, lambda k: progress.advance(task, k))
         manifest.to_csv(tmp / "manifest.csv", index=False)

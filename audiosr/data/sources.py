@@ -1,6 +1,9 @@
 """Where the audio comes from (`data.source`) and the manifest every source produces.
 
-  synthetic      built-in music generator, written to data/raw/synthetic in the MUSDB18-HQ layout
+  rendered       built-in songs played on recorded instruments (FluidSynth + a General MIDI SoundFont,
+                 Hydrogen drum kits), written to data/raw/rendered in the MUSDB18-HQ layout; the
+                 test songs use held-out instruments (audiosr.data.rendered)
+  synthetic      the same songs on built-in oscillators, written to data/raw/synthetic (fast; tests)
   musdb18hq      a MUSDB18-HQ folder (train/ and test/, one folder per track with mixture.wav),
                  read in place; root from `data.root` or $MUSDB_PATH
   musdb18        the .stem.mp4 release (root/train/*.stem.mp4, root/test/*.stem.mp4) via stempeg
@@ -27,7 +30,7 @@ import soundfile as sf
 
 from audiosr.audio import AudioError, read
 
-SOURCES = ("synthetic", "musdb18hq", "musdb18", "musdb-preview", "folder")
+SOURCES = ("rendered", "synthetic", "musdb18hq", "musdb18", "musdb-preview", "folder")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 COLUMNS = ["track", "subset", "duration", "sample_rate", "channels", "path", "size", "mtime", "status"]
 
@@ -140,11 +143,18 @@ def build_manifest(data: dict, raw_dir: Path, final_raw_dir: Path,
     written under raw_dir and named in the manifest as under final_raw_dir (where raw_dir will be
     renamed to; relative to the repo root, so the manifest is the same in any copy of the repo)."""
     moved = (raw_dir, final_raw_dir)
-    source = data.get("source", "synthetic")
+    source = data.get("source", "rendered")
     on_error = data.get("on_error", "fail")
     if on_error not in ("fail", "skip"):
         raise SourceError(f"data.on_error: {on_error!r} is not one of fail, skip")
-    if source == "synthetic":
+    if source == "rendered":
+        from audiosr.data import rendered
+
+        out = raw_dir / "rendered"
+        rendered.generate(out, rendered.RenderConfig.from_params(data.get("rendered", {})),
+                          workers=os.cpu_count() or 1, progress=progress)
+        rows = _wav_rows(out, in_place=False, moved=moved)
+    elif source == "synthetic":
         from audiosr.data import synthetic
 
         syn = data.get("synthetic", {})
