@@ -93,8 +93,8 @@ def need_file(path: str | Path, what: str) -> Path:
 
 
 class Synth:
-    """One FluidSynth instance with the SoundFont loaded, rendering float stereo (2, n) at 44.1 kHz;
-    its own reverb and chorus are off (the mix adds a room)."""
+    """A FluidSynth instance with the SoundFont loaded, rendering float stereo (2, n) at 44.1 kHz;
+    its own reverb and chorus are off (the mix adds a room). A context manager: deleted on exit."""
 
     def __init__(self, soundfont: str | Path) -> None:
         path = need_file(soundfont, "soundfont")
@@ -105,6 +105,7 @@ class Synth:
         self.fs = fluidsynth.Synth(gain=0.5, samplerate=float(SAMPLE_RATE))
         self.fs.setting("synth.reverb.active", 0)
         self.fs.setting("synth.chorus.active", 0)
+        self.fs.setting("synth.dynamic-sample-loading", 1)  # read a program's samples when selected: 18 ms a synth
         self.sfid = self.fs.sfload(str(path))
         if self.sfid < 0:
             raise InstrumentError(f"{path}: FluidSynth cannot read this SoundFont; reinstall fluid-soundfont-gm")
@@ -127,13 +128,12 @@ class Synth:
             self._write(self.fs.synth, n, buf.ctypes.data, 0, 2, buf.ctypes.data, 1, 2)
         return buf.T
 
-    def reset(self) -> None:
-        """Silence every voice and return the channels to their defaults, so the next part starts clean."""
-        self.fs.system_reset()
-        self.render(SAMPLE_RATE // 10)
-
     def play(self, events: list[tuple[float, int, int, int, int]], n: int) -> np.ndarray:
-        """events: (time s, order, channel, pitch, velocity 1-127 or 0 for note-off), sorted -> (2, n)."""
+        """events: (time s, order, channel, pitch, velocity 1-127 or 0 for note-off), sorted -> (2, n).
+
+        FluidSynth applies an event at its next 64-sample block, so the result depends on everything
+        this synth rendered before: a part gets a fresh Synth (`with Synth(...)`) to sound the same
+        wherever it is rendered."""
         out = np.zeros((2, n), np.float32)
         pos = 0
         for t, _, channel, pitch, velocity in events:
@@ -146,14 +146,13 @@ class Synth:
             else:
                 self.fs.noteoff(channel, pitch)
         out[:, pos:] = self.render(n - pos)
-        self.reset()
         return out
 
+    def __enter__(self) -> Synth:
+        return self
 
-@lru_cache(maxsize=2)
-def synth(soundfont: str) -> Synth:
-    """One Synth per process and SoundFont (loading the file takes a moment)."""
-    return Synth(soundfont)
+    def __exit__(self, *exc) -> None:
+        self.fs.delete()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -265,20 +264,21 @@ def band_measures(spectra: list[np.ndarray], n: int) -> tuple[float, float]:
 def measure_programs(soundfont: str, programs: list[int]) -> list[dict]:
     """Per program: its family, name, edge_hz and top_db, each note of its range (every 3 semitones,
     velocity 100) held 1 s and released for 0.5 s."""
-    s = synth(soundfont)
     n = int(1.5 * SAMPLE_RATE)
     rows = []
     for program in programs:
         family = next(f for f, members in FAMILIES.items() if program in members)
         lo, hi = RANGES.get(family, DEFAULT_RANGE)
         spectra = []
-        for pitch in range(lo, hi + 1, 3):
-            s.program(0, program)  # play() resets the channels after each call
-            audio = s.play([(0.0, 0, 0, pitch, 100), (1.0, 0, 0, pitch, 0)], n)
-            if np.any(audio):
-                spectra.append(_spectrum(audio.mean(axis=0), n))
+        with Synth(soundfont) as s:
+            s.program(0, program)
+            for pitch in range(lo, hi + 1, 3):
+                audio = s.play([(0.0, 0, 0, pitch, 100), (1.0, 0, 0, pitch, 0)], n)
+                if np.any(audio):
+                    spectra.append(_spectrum(audio.mean(axis=0), n))
+            name = s.name(program)
         edge, top = band_measures(spectra, n) if spectra else (0.0, -300.0)
-        rows.append({"kind": "program", "id": program, "family": family, "name": s.name(program),
+        rows.append({"kind": "program", "id": program, "family": family, "name": name,
                      "edge_hz": round(edge), "top_db": round(top, 1)})
     return rows
 

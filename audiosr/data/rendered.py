@@ -28,7 +28,7 @@ import pandas as pd
 from scipy import ndimage
 
 from audiosr.data import instruments as ins
-from audiosr.data.score import STEMS, Hit, Note, Score, compose, split_of, write_songs
+from audiosr.data.score import STEMS, Hit, Note, Score, compose, song_params, split_of, write_songs
 
 SAMPLE_RATE = ins.SAMPLE_RATE
 CEILING = 10 ** (-1 / 20)  # the limiter's ceiling, -1 dBFS
@@ -139,13 +139,14 @@ def _events(notes: tuple[Note, ...], channel: int, seconds: float) -> list[tuple
     return sorted(ev)
 
 
-def _pitched(synth: ins.Synth, parts: list[tuple[int, tuple[Note, ...], float]], n: int, seconds: float) -> np.ndarray:
-    """parts: (program, notes, pan) on channels 0, 1, ... -> (2, n)."""
-    events = []
-    for channel, (program, notes, pan) in enumerate(parts):
-        synth.program(channel, program, pan)
-        events += _events(notes, channel, seconds)
-    return synth.play(sorted(events), n)
+def _pitched(soundfont: str, parts: list[tuple[int, tuple[Note, ...], float]], n: int, seconds: float) -> np.ndarray:
+    """parts: (program, notes, pan) on channels 0, 1, ... of a fresh synth -> (2, n)."""
+    with ins.Synth(soundfont) as synth:
+        events = []
+        for channel, (program, notes, pan) in enumerate(parts):
+            synth.program(channel, program, pan)
+            events += _events(notes, channel, seconds)
+        return synth.play(sorted(events), n)
 
 
 def _drums(hits: tuple[Hit, ...], kit: dict[str, tuple[ins.Layer, ...]], n: int,
@@ -207,27 +208,33 @@ def limiter_gain(mix: np.ndarray, ceiling: float = CEILING, attack: float = 0.00
     return np.minimum(smooth, need)  # a no-op but for rounding: every term of the mean is <= need[t]
 
 
+def song_instruments(index: int, cfg: RenderConfig, pools: dict[str, Instruments]) -> dict:
+    """What song ``index`` is played on: {'split', 'kit', 'bass', 'other' (one program per chord layer),
+    'vocals'}, drawn from its split's instruments."""
+    split = split_of(index, cfg.tracks)
+    pool = pools[split]
+    rng = np.random.default_rng([cfg.seed, index, 4])
+    layers = song_params(index, cfg.seed).other
+    return {"split": split, "kit": str(rng.choice(pool.kits)), "bass": int(rng.choice(pool.roles["bass"])),
+            "other": [int(rng.choice(pool.roles[kind])) for kind in layers],
+            "vocals": int(rng.choice(pool.roles["vocals"]))}
+
+
 def render_track(index: int, cfg: RenderConfig, pools: dict[str, Instruments]) -> dict[str, np.ndarray]:
     """The stems and mixture of song ``index``: {'drums','bass','other','vocals','mixture'} -> (2, n) float32."""
     import pedalboard as pb
 
     score: Score = compose(index, cfg.seconds, cfg.seed)
-    split = split_of(index, cfg.tracks)
-    pool = pools[split]
+    use = song_instruments(index, cfg, pools)
     rng = np.random.default_rng([cfg.seed, index, 3])
     n = int(round(cfg.seconds * SAMPLE_RATE))
-    synth = ins.synth(cfg.soundfont)
-
-    def program(role: str) -> int:
-        return int(rng.choice(pool.roles[role]))
-
-    kit = ins.load_kit(cfg.drumkits, str(rng.choice(pool.kits)))
+    kit = ins.load_kit(cfg.drumkits, use["kit"])
     dry = {
         "drums": _drums(score.drums, kit, n, rng),
-        "bass": _pitched(synth, [(program("bass"), score.bass, 0.0)], n, cfg.seconds),
-        "other": _pitched(synth, [(program(layer.kind), layer.notes, float(rng.uniform(-0.5, 0.5)))
-                                  for layer in score.other], n, cfg.seconds),
-        "vocals": _pitched(synth, [(program("vocals"), score.vocals, 0.0)], n, cfg.seconds),
+        "bass": _pitched(cfg.soundfont, [(use["bass"], score.bass, 0.0)], n, cfg.seconds),
+        "other": _pitched(cfg.soundfont, [(program, layer.notes, float(rng.uniform(-0.5, 0.5)))
+                                  for program, layer in zip(use["other"], score.other, strict=True)], n, cfg.seconds),
+        "vocals": _pitched(cfg.soundfont, [(use["vocals"], score.vocals, 0.0)], n, cfg.seconds),
     }
     room = pb.Reverb(room_size=float(rng.uniform(0.3, 0.85)), damping=float(rng.uniform(0.2, 0.6)),
                      wet_level=1.0, dry_level=0.0, width=1.0)
@@ -254,7 +261,8 @@ def render_track(index: int, cfg: RenderConfig, pools: dict[str, Instruments]) -
 
 def generate(root: Path, cfg: RenderConfig, workers: int = 1, progress=None) -> tuple[list[Path], pd.DataFrame]:
     """Measure the instruments, write ``cfg.tracks`` songs under root/{train,test}/rendered_<i>/ (the
-    MUSDB18-HQ layout) and root/instruments.csv (the measurement, with the split each one serves)."""
+    MUSDB18-HQ layout), root/instruments.csv (the measurement, with the split each one serves) and
+    root/songs.csv (what each song is played on)."""
     root = Path(root)
     measured = measure(cfg)
     pools = choose_instruments(cfg, measured)
@@ -263,8 +271,10 @@ def generate(root: Path, cfg: RenderConfig, workers: int = 1, progress=None) -> 
     measured["split"] = ["test" if str(i) in used["test"] else "train" if str(i) in used["train"] else ""
                          for i in measured["id"]]
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / ".instruments.tmp.csv"
-    measured.to_csv(tmp, index=False)
-    os.replace(tmp, root / "instruments.csv")
+    songs = pd.DataFrame([{"track": f"rendered_{i:03d}", **song_instruments(i, cfg, pools)} for i in range(cfg.tracks)])
+    for name, table in (("instruments", measured), ("songs", songs)):
+        tmp = root / f".{name}.tmp.csv"
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, root / f"{name}.csv")
     make = partial(render_track, cfg=cfg, pools=pools)
     return write_songs(root, "rendered", cfg.tracks, make, SAMPLE_RATE, workers, progress), measured
