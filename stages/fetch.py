@@ -1,8 +1,11 @@
 """DVC stage fetch: make data/raw/manifest.csv (and the audio of generated sources) from `data`."""
 
+import sys
 from pathlib import Path
 
-from audiosr.data.sources import build_manifest
+from audiosr.audio import AudioError
+from audiosr.data.instruments import InstrumentError
+from audiosr.data.sources import SourceError, build_manifest
 from audiosr.data.store import atomic_dir
 from audiosr.params import load_params
 from audiosr.progress import bar
@@ -26,8 +29,14 @@ def main() -> None:
         mlflow.log_metrics({"tracks": len(ok), "tracks_skipped": len(manifest) - len(ok),
                             "seconds": float(ok.duration.sum())})
         mlflow.log_artifact(str(tmp / "manifest.csv"))
+        for table in sorted(tmp.glob("*/instruments.csv")) + sorted(tmp.glob("*/songs.csv")):
+            mlflow.log_artifact(str(table))  # the rendered source's instrument measurement and choices
         print(f"fetch: {len(ok)} tracks ({ok.duration.sum() / 3600:.2f} h), {len(manifest) - len(ok)} skipped")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (SourceError, AudioError, InstrumentError, ValueError) as exc:
+        # a bad source, file or param: one line saying what to do, not a traceback
+        sys.exit(f"fetch: {exc}")

@@ -83,8 +83,8 @@ def need_file(path: str | Path, what: str) -> Path:
     path = Path(path)
     if not (path.is_dir() if what == "drumkits" else path.is_file()):
         package = PACKAGES[what]
-        raise InstrumentError(f"{path}: not found; the {what} come from Debian's {package} "
-                              f"(sudo apt-get install {package}), or set data.rendered.{what} to another path")
+        raise InstrumentError(f"{path}: not found; install Debian's {package} (sudo apt-get install {package}) "
+                              f"or set data.rendered.{what} to another path")
     return path
 
 
@@ -299,3 +299,23 @@ def measure_kits(root: str, names: list[str]) -> list[dict]:
         rows.append({"kind": "kit", "id": name, "family": "drums", "name": name, "edge_hz": round(edge),
                      "top_db": round(top, 1)})
     return rows
+
+
+def markdown_table(measured) -> str:
+    """The measurement (a DataFrame of measure_programs / measure_kits rows, with the `split` column
+    `rendered.generate` adds) as the README's Markdown table."""
+    lines = ["| family | instrument | 99.9 % of energy below (kHz) | 16-20 kHz band (dB) | used for |",
+             "| --- | --- | ---: | ---: | --- |"]
+    for r in measured.itertuples():
+        label = f"{int(r.id)} {r.name}" if r.kind == "program" else r.name
+        used = r.split if isinstance(r.split, str) and r.split else "—"
+        lines.append(f"| {r.family} | {label} | {r.edge_hz / 1000:.1f} | {r.top_db:.1f} | {used} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    import pandas as pd
+
+    print(markdown_table(pd.read_csv(sys.argv[1] if len(sys.argv) > 1 else "data/raw/rendered/instruments.csv")))
