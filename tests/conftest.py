@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def tiny_params() -> dict:
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p["data"]["source"] = "synthetic"  # the fast built-in source: no SoundFont needed
     p["mel"]["n_mels"] = 32
     p["audio"]["segment_seconds"] = 0.64
     p["vae"].update(steps=4, batch=2, crop_frames=32, adv_start=2, validate_every=2, channels=8, latent_channels=4)
