@@ -309,7 +309,10 @@ def markdown_table(measured) -> str:
     for r in measured.itertuples():
         label = f"{int(r.id)} {r.name}" if r.kind == "program" else r.name
         used = r.split if isinstance(r.split, str) and r.split else "—"
-        lines.append(f"| {r.family} | {label} | {r.edge_hz / 1000:.1f} | {r.top_db:.1f} | {used} |")
+        if r.top_db <= -300:  # a kit with no kick, snare or hi-hat: not measured
+            lines.append(f"| {r.family} | {label} | — | — | — (no kick, snare or hi-hat) |")
+        else:
+            lines.append(f"| {r.family} | {label} | {r.edge_hz / 1000:.1f} | {r.top_db:.1f} | {used} |")
     return "\n".join(lines)
 
 
