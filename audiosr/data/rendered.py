@@ -233,7 +233,8 @@ def render_track(index: int, cfg: RenderConfig, pools: dict[str, Instruments]) -
         "drums": _drums(score.drums, kit, n, rng),
         "bass": _pitched(cfg.soundfont, [(use["bass"], score.bass, 0.0)], n, cfg.seconds),
         "other": _pitched(cfg.soundfont, [(program, layer.notes, float(rng.uniform(-0.5, 0.5)))
-                                  for program, layer in zip(use["other"], score.other, strict=True)], n, cfg.seconds),
+                                          for program, layer in zip(use["other"], score.other, strict=True)],
+                          n, cfg.seconds),
         "vocals": _pitched(cfg.soundfont, [(use["vocals"], score.vocals, 0.0)], n, cfg.seconds),
     }
     room = pb.Reverb(room_size=float(rng.uniform(0.3, 0.85)), damping=float(rng.uniform(0.2, 0.6)),
@@ -249,8 +250,8 @@ def render_track(index: int, cfg: RenderConfig, pools: dict[str, Instruments]) -
         stems[name] = x.astype(np.float64) * level / (np.sqrt(np.mean(x**2)) + 1e-9)
     mix = sum(stems.values())
     loudness = 10 ** (rng.uniform(-24, -13) / 20)  # mixture RMS, dBFS: a spread of masters
-    gain = (loudness / (np.sqrt(np.mean(mix**2)) + 1e-12)) * limiter_gain(
-        mix * loudness / (np.sqrt(np.mean(mix**2)) + 1e-12))
+    gain = loudness / (np.sqrt(np.mean(mix**2)) + 1e-12)
+    gain = gain * limiter_gain(mix * gain)
     out = {name: x * gain for name, x in stems.items()}
     # a stem can outgrow the mixture where others cancel it; keep every file below full scale
     scale = min(1.0, 0.98 / max(np.abs(x).max() for x in out.values()))
