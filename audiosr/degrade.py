@@ -20,12 +20,16 @@ noise (amplitude = standard deviation, U(0.001, 0.1)). ``noise.type``: ``none``,
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import signal
 
 FILTERS = ("chebyshev", "elliptic", "butterworth", "boxcar")
 NOISE_TYPES = ("none", "tone", "gaussian", "mixed")
+
+if TYPE_CHECKING:
+    from audiosr.config import FilterConfig, NoiseConfig
 
 
 @dataclass(frozen=True)
@@ -96,29 +100,26 @@ def apply(x: np.ndarray, sr: int, d: Degradation, rng: np.random.Generator) -> n
     return y + noise(y.shape[-1], sr, d, rng)
 
 
-def draw(rng: np.random.Generator, filter_params: dict, noise_params: dict) -> Degradation:
-    """Draw one degradation from the `filter` and `noise` blocks of params.yaml."""
-    types = list(filter_params["types"])
-    bad = [t for t in types if t not in FILTERS]
-    if not types or bad:
-        raise ValueError(f"filter.types: {bad or types} invalid; choose from {', '.join(FILTERS)}")
-    lo_order, hi_order = filter_params["order"]
-    lo_cut, hi_cut = filter_params["cutoff_hz"]
-    family = types[rng.integers(len(types))]
-    order = int(rng.integers(lo_order, hi_order + 1))
-    cutoff = float(rng.uniform(lo_cut, hi_cut))
+def draw(rng: np.random.Generator, filter_params: FilterConfig | dict, noise_params: NoiseConfig | dict
+         ) -> Degradation:
+    """Draw one degradation from the `filter` and `noise` blocks of params.yaml (typed, or their dicts)."""
+    from audiosr.config import FilterConfig, NoiseConfig, block
 
-    kind = noise_params["type"]
-    if kind not in NOISE_TYPES:
-        raise ValueError(f"noise.type: unknown value {kind!r}; choose one of {', '.join(NOISE_TYPES)}")
+    f = block(FilterConfig, filter_params, "filter")
+    n = block(NoiseConfig, noise_params, "noise")
+    family = f.types[rng.integers(len(f.types))]
+    order = int(rng.integers(f.order[0], f.order[1] + 1))
+    cutoff = float(rng.uniform(*f.cutoff_hz))
+
+    kind = n.type
     if kind == "mixed":
         kind = ("none", "tone", "gaussian")[rng.integers(3)]
     if kind == "tone":
-        amp = float(rng.uniform(*noise_params["tone_amplitude"]))
-        return Degradation(family, order, cutoff, "tone", amp, float(rng.uniform(*noise_params["tone_hz"])),
+        amp = float(rng.uniform(*n.tone_amplitude))
+        return Degradation(family, order, cutoff, "tone", amp, float(rng.uniform(*n.tone_hz)),
                            float(rng.uniform(0, 2 * np.pi)))
     if kind == "gaussian":
-        return Degradation(family, order, cutoff, "gaussian", float(rng.uniform(*noise_params["gaussian_amplitude"])))
+        return Degradation(family, order, cutoff, "gaussian", float(rng.uniform(*n.gaussian_amplitude)))
     return Degradation(family, order, cutoff)
 
 

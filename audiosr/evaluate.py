@@ -25,6 +25,7 @@ import torch
 from audiosr import degrade as deg
 from audiosr import metrics
 from audiosr.audio import SAMPLE_RATE, from_int16, log_mel, to_int16
+from audiosr.config import EvalConfig, block
 from audiosr.data.store import SegmentSet
 from audiosr.parallel import pool_map
 from audiosr.pipeline import Pipeline, replace_low_band
@@ -40,9 +41,9 @@ class Condition:
     noise: str
 
 
-def grid(params: dict) -> list[Condition]:
-    return [Condition(float(c), f, n) for c, f, n in
-            itertools.product(params["cutoffs_hz"], params["filters"], params["noises"])]
+def grid(params: EvalConfig | dict) -> list[Condition]:
+    cfg = block(EvalConfig, params, "eval")
+    return [Condition(float(c), f, n) for c, f, n in itertools.product(cfg.cutoffs_hz, cfg.filters, cfg.noises)]
 
 
 def pick_clips(test: SegmentSet, n: int) -> list[int]:
@@ -52,12 +53,13 @@ def pick_clips(test: SegmentSet, n: int) -> list[int]:
     return sorted({int(i) for i in np.linspace(0, len(test) - 1, min(n, len(test)))})
 
 
-def degraded_input(clean: np.ndarray, cond: Condition, params: dict, seed: int) -> np.ndarray:
+def degraded_input(clean: np.ndarray, cond: Condition, params: EvalConfig | dict, seed: int) -> np.ndarray:
     """The condition applied to a clean clip with a fixed seed, quantised to 16 bits."""
+    cfg = block(EvalConfig, params, "eval")
     rng = np.random.default_rng(seed)
-    amp = {"none": 0.0, "tone": params["tone_amplitude"], "gaussian": params["gaussian_amplitude"]}[cond.noise]
-    d = deg.Degradation(cond.filter, int(params["order"]), cond.cutoff_hz, cond.noise, float(amp),
-                        float(params["tone_hz"]) if cond.noise == "tone" else 0.0)
+    amp = {"none": 0.0, "tone": cfg.tone_amplitude, "gaussian": cfg.gaussian_amplitude}[cond.noise]
+    d = deg.Degradation(cond.filter, cfg.order, cond.cutoff_hz, cond.noise, amp,
+                        cfg.tone_hz if cond.noise == "tone" else 0.0)
     return from_int16(to_int16(deg.apply(clean, SAMPLE_RATE, d, rng)))
 
 
@@ -95,13 +97,11 @@ def _references(job: tuple) -> dict[str, tuple[np.ndarray, dict]]:
 
 def _condition(job: tuple) -> tuple[list[dict], dict, float]:
     """One condition on one clip: every system's scores, the waves, and the model's real-time factor."""
-    k, cond, j, clip, params, refs = job
+    k, cond, j, clip, cfg, refs = job
     pipe, clean = _WORKER["pipe"], _WORKER["test"].audio(clip)
-    perceptual = bool(params.get("perceptual", True))
-    x = degraded_input(clean, cond, params, seed=int(params["seed"]) * 100_003 + k * 1009 + j)
+    x = degraded_input(clean, cond, cfg, seed=cfg.seed * 100_003 + k * 1009 + j)
     start = time.perf_counter()
-    y = pipe.upsample(x, SAMPLE_RATE, steps=int(params["steps"]), guidance=float(params["guidance"]),
-                      seed=int(params["seed"]), cutoff_hz=0).wave[0]
+    y = pipe.upsample(x, SAMPLE_RATE, steps=cfg.steps, guidance=cfg.guidance, seed=cfg.seed, cutoff_hz=0).wave[0]
     rtf = (time.perf_counter() - start) / (len(x) / SAMPLE_RATE)
     outs = {"unprocessed": x, "model": y, "model_lfr": replace_low_band(x, y, metrics.detect_cutoff(x)),
             **{name: wave for name, (wave, _) in refs.items()}}
@@ -110,28 +110,28 @@ def _condition(job: tuple) -> tuple[list[dict], dict, float]:
         if system in refs:  # the perceptual scores of a reference do not depend on the condition
             scores = {**score(clean, outs[system], cond.cutoff_hz, False), **refs[system][1]}
         else:
-            scores = score(clean, outs[system], cond.cutoff_hz, perceptual)
+            scores = score(clean, outs[system], cond.cutoff_hz, cfg.perceptual)
         rows.append({"system": system, "cutoff_hz": cond.cutoff_hz, "filter": cond.filter, "noise": cond.noise,
                      "clip": clip, **scores})
     return rows, outs, rtf
 
 
-def evaluate(model: str, test_dir: str, params: dict, workers: int, device: str = "cpu",
+def evaluate(model: str, test_dir: str, params: EvalConfig | dict, workers: int, device: str = "cpu",
              progress: Callable[[int, int], None] | None = None) -> tuple[pd.DataFrame, list, list[float]]:
     """Run the protocol over `workers` processes. Returns (one row per system × condition × clip,
     examples: (condition, clean, waves) of the first clip of a few conditions, real-time factors)."""
+    cfg = block(EvalConfig, params, "eval")
     test = SegmentSet.open(test_dir)
-    conditions, clips = grid(params), pick_clips(test, int(params["clips"]))
-    perceptual = bool(params.get("perceptual", True))
-    init = (_load, (model, device, params.get("precision", "fp32"), test_dir))
-    refs = dict(zip(clips, pool_map(_references, [(c, perceptual) for c in clips], workers, *init), strict=True))
-    jobs = [(k, cond, j, c, params, refs[c]) for k, cond in enumerate(conditions) for j, c in enumerate(clips)]
+    conditions, clips = grid(cfg), pick_clips(test, cfg.clips)
+    init = (_load, (model, device, cfg.precision, test_dir))
+    refs = dict(zip(clips, pool_map(_references, [(c, cfg.perceptual) for c in clips], workers, *init), strict=True))
+    jobs = [(k, cond, j, c, cfg, refs[c]) for k, cond in enumerate(conditions) for j, c in enumerate(clips)]
     rows, examples, rtfs = [], [], []
     for n, ((_, cond, j, c, _, _), (r, outs, rtf)) in enumerate(zip(jobs, pool_map(_condition, jobs, workers, *init),
                                                                      strict=True)):
         rows += r
         rtfs.append(rtf)
-        if j == 0 and cond.noise == "none" and cond.filter == params["filters"][0]:
+        if j == 0 and cond.noise == "none" and cond.filter == cfg.filters[0]:
             examples.append((cond, test.audio(c), outs))
         if progress:
             progress(n + 1, len(jobs))

@@ -1,4 +1,4 @@
-"""Reading params.yaml, and the run settings that are deliberately not params.
+"""The run settings that are deliberately not params (params.yaml itself is read by audiosr.config).
 
 Workers and device do not change results, so they are not DVC params (they would make an
 experiment's identity depend on the machine): $AUDIOSR_WORKERS sets the worker count (default:
@@ -8,16 +8,6 @@ every core).
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
-import yaml
-
-
-def load_params(path: str | Path = "params.yaml") -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: not found; run stages from the repository root")
-    return yaml.safe_load(path.read_text()) or {}
 
 
 def workers() -> int:

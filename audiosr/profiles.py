@@ -35,7 +35,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                 "resblock_kernel_sizes": [3, 7],
                 "resblock_dilation_sizes": [[1, 3], [1, 3]],
             },
-            "istft": {"dim": 256, "intermediate_dim": 768, "num_layers": 6, "n_fft": 1920, "hop": 480},
+            "istft": {"dim": 256, "intermediate_dim": 768, "num_layers": 6, "n_fft": 1920},
         },
     },
     "full": {
@@ -62,7 +62,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                 "resblock_kernel_sizes": [3, 7, 11],
                 "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
             },
-            "istft": {"dim": 768, "intermediate_dim": 2304, "num_layers": 12, "n_fft": 1920, "hop": 480},
+            "istft": {"dim": 768, "intermediate_dim": 2304, "num_layers": 12, "n_fft": 1920},
         },
     },
 }

@@ -23,10 +23,10 @@ import pandas as pd
 import torch
 
 from audiosr.audio import MelConfig
+from audiosr.config import model_block
 from audiosr.data.store import SegmentSet
 from audiosr.profiles import resolve
 from audiosr.train.distributed import Dist, pick_device
-from audiosr.train.loop import Settings
 
 N_MELS = {"small": 64, "full": 256}
 
@@ -47,23 +47,25 @@ def make_task(model: str, profile: str, block: dict, d: Dist):
 
     mel = MelConfig(n_mels=N_MELS[profile])
     data = fake_set(8, mel)
-    settings = Settings.from_params(block)
+    cfg = model_block(model, block, profile, mel.hop)
     if model == "vae":
-        return VAETask(resolve(profile, "vae", block), settings, mel, data, data, d)
+        return VAETask(cfg, mel, data, data, d)
     if model == "vocoder":
-        return VocoderTask(resolve(profile, "vocoder", block), settings, mel, data, data, d)
+        return VocoderTask(cfg, mel, data, data, d)
     arch = resolve(profile, "vae", {})
     vae = build_vae(arch, mel.n_mels)
-    cfg = {"arch": arch, "n_mels": mel.n_mels, "scale": 1.0, "factor": vae.factor,
-           "latent_channels": arch["latent_channels"]}
-    return LDMTask(resolve(profile, "ldm", block), settings, vae.state_dict(), cfg, data, data, data, data, d)
+    vae_cfg = {"arch": arch, "n_mels": mel.n_mels, "scale": 1.0, "factor": vae.factor,
+               "latent_channels": arch["latent_channels"]}
+    return LDMTask(cfg, vae.state_dict(), vae_cfg, data, data, data, data, d)
 
 
 def child(model: str, profile: str, steps: int) -> dict:
     import yaml
 
     block = dict(yaml.safe_load(open("params.yaml"))[model])
-    block.update(steps=10_000, adv_start=0)  # time the full (adversarial) step where there is one
+    block["steps"] = 10_000
+    if "adv_start" in block:  # time the full (adversarial) step where there is one
+        block["adv_start"] = 0
     d = Dist(device=pick_device())
     task = make_task(model, profile, block, d)
     task.step(0)

@@ -67,6 +67,7 @@ def random_pipeline(profile: str, out: Path) -> Path:
     n_mels = 64 if profile == "small" else 256
     mel = MelConfig(n_mels=n_mels).to_dict()
     arch = {part: resolve(profile, part) for part in ("vae", "ldm", "vocoder")}
+    arch["vocoder"]["hop"] = mel["hop"]  # the vocoder's hop is the mel's (audiosr.config)
     vae = build_vae(arch["vae"], n_mels)
     common = {"version": 1, "profile": profile, "n_mels": n_mels, "steps": 0}
     save_model(out / "vae", vae.state_dict(), {**common, "arch": arch["vae"], "mel": mel, "scale": 1.0,

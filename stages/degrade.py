@@ -11,10 +11,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from audiosr.audio import MelConfig  # noqa: E402
+from audiosr.config import Params, mel_dict, to_dict  # noqa: E402
 from audiosr.data.segments import degrade_split  # noqa: E402
 from audiosr.data.store import atomic_dir  # noqa: E402
-from audiosr.params import load_params, workers  # noqa: E402
+from audiosr.params import workers  # noqa: E402
 from audiosr.progress import track  # noqa: E402
 from audiosr.tracking import stage_run  # noqa: E402
 
@@ -22,13 +22,14 @@ SPLITS = ("train", "valid")
 
 
 def main() -> None:
-    params = load_params()
-    mel = MelConfig.from_params(params["mel"])
-    logged = {k: params[k] for k in ("filter", "noise", "seed", "mel")}
+    params = Params.load()
+    mel = params.mel
+    logged = {"filter": to_dict(params.filter), "noise": to_dict(params.noise), "seed": params.seed,
+              "mel": mel_dict(mel)}
     with stage_run("degrade", logged) as mlflow, atomic_dir("data/pairs") as tmp:
         for name in SPLITS:
-            table = degrade_split(Path("data/segments") / name, tmp / name, name, params["filter"],
-                                  params["noise"], int(params["seed"]), mel, workers(),
+            table = degrade_split(Path("data/segments") / name, tmp / name, name, params.filter,
+                                  params.noise, params.seed, mel, workers(),
                                   lambda it, n, name=name: track(it, n, f"degrade {name}"))
             counts = {f"{name}/segments": len(table)}
             if len(table):

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from audiosr import plots
 from audiosr.audio import SAMPLE_RATE, log_mel, write
+from audiosr.config import Params, to_dict
 from audiosr.data.store import SegmentSet
 from audiosr.evaluate import evaluate, summarise
-from audiosr.params import load_params, workers
+from audiosr.params import workers
 from audiosr.pipeline import ModelError, Pipeline
 from audiosr.progress import bar
 from audiosr.tracking import flatten, log_summary, stage_run
@@ -17,25 +18,25 @@ from audiosr.train.distributed import pick_device
 METRICS, PLOTS = Path("metrics"), Path("plots")
 
 
-def check_compatible(pipe: Pipeline, test: SegmentSet, params: dict) -> None:
+def check_compatible(pipe: Pipeline, test: SegmentSet, params: Params) -> None:
     if pipe.config["n_mels"] != test.meta["mel"]["n_mels"]:
         raise ModelError(f"models/pipeline was trained with n_mels={pipe.config['n_mels']}, the test data has "
                          f"n_mels={test.meta['mel']['n_mels']}; re-run training (dvc repro)")
-    if pipe.config["profile"] != params["profile"]:
+    if pipe.config["profile"] != params.profile:
         raise ModelError(f"models/pipeline is a {pipe.config['profile']!r} model, params.yaml asks for profile "
-                         f"{params['profile']!r}; re-run training (dvc repro)")
+                         f"{params.profile!r}; re-run training (dvc repro)")
 
 
 def main() -> None:
-    params = load_params()
-    cfg = params["eval"]
+    params = Params.load()
+    cfg = params.eval
     test = SegmentSet.open("data/segments/test")
     device = pick_device()
     pipe = Pipeline.load("models/pipeline", device)
     check_compatible(pipe, test, params)
     # on a GPU one process keeps the device busy; on a CPU one process per core
     n = 1 if device.type == "cuda" else workers()
-    with stage_run("evaluate", {"eval": cfg}) as mlflow:
+    with stage_run("evaluate", {"eval": to_dict(cfg)}) as mlflow:
         with bar("evaluate") as progress:
             task = progress.add_task("evaluate", total=None, info="")
             rows, examples, rtf = evaluate("models/pipeline", "data/segments/test", cfg, n, str(device),
@@ -71,7 +72,7 @@ def main() -> None:
             mlflow.log_artifacts(tmp, "audio")
     train = {f"train_{p.stem[6:]}.{k}": v for p in sorted(METRICS.glob("train_*.json"))
              for k, v in json.loads(p.read_text()).items() if not k.startswith("params/")}
-    log_summary(params, {**{k: float(v) for k, v in flat.items() if k.count(".") == 1}, **train})
+    log_summary(params.to_dict(), {**{k: float(v) for k, v in flat.items() if k.count(".") == 1}, **train})
     model = headline["model_lfr"]
     print(f"evaluate: model_lfr LSD {model['lsd']:.3f} (unprocessed {headline['unprocessed']['lsd']:.3f}, "
           f"gt_vocoder {headline['gt_vocoder']['lsd']:.3f}), RTF {headline['model']['rtf']:.3f}")

@@ -4,10 +4,10 @@ import sys
 from pathlib import Path
 
 from audiosr.audio import AudioError
+from audiosr.config import Params, to_dict
 from audiosr.data.instruments import InstrumentError
 from audiosr.data.sources import SourceError, build_manifest
 from audiosr.data.store import atomic_dir
-from audiosr.params import load_params
 from audiosr.progress import bar
 from audiosr.tracking import stage_run
 
@@ -15,13 +15,12 @@ RAW = Path("data/raw")
 
 
 def main() -> None:
-    params = load_params()
-    data = params["data"]
+    cfg = Params.load().data
+    data = to_dict(cfg)
     with stage_run("fetch", {"data": data}) as mlflow, atomic_dir(RAW) as tmp:
-        generated = data["source"] in ("rendered", "synthetic")
-        n = int(data.get(data["source"], {}).get("tracks", 150)) if generated else None
+        n = {"synthetic": cfg.synthetic.tracks, "rendered": cfg.rendered.get("tracks")}.get(cfg.source)
         with bar("fetch") as progress:
-            task = progress.add_task(f"fetch {data['source']}", total=n, info="")
+            task = progress.add_task(f"fetch {cfg.source}", total=n, info="")
             # generated audio is written into the temporary folder; the manifest names its final place
             manifest = build_manifest(data, tmp, RAW, lambda k: progress.advance(task, k))
         manifest.to_csv(tmp / "manifest.csv", index=False)

@@ -4,8 +4,8 @@ logged to MLflow as the run's model (artifact `pipeline`, registered as the mode
 import json
 from pathlib import Path
 
+from audiosr.config import Params
 from audiosr.data.store import SegmentSet
-from audiosr.params import load_params
 from audiosr.pipeline import log_to_mlflow, package
 from audiosr.tracking import stage_run
 
@@ -13,13 +13,13 @@ OUT = Path("models/pipeline")
 
 
 def main() -> None:
-    params = load_params()
+    params = Params.load()
     meta = SegmentSet.open("data/segments/train").meta
     training = {p.stem[6:]: json.loads(p.read_text()) for p in sorted(Path("metrics").glob("train_*.json"))}
-    with stage_run("package", {"profile": params["profile"], "data.source": params["data"]["source"]}) as mlflow:
+    with stage_run("package", {"profile": params.profile, "data.source": params.data.source}) as mlflow:
         package(Path("models"), OUT,
                 extra={"segment_frames": meta["segment_samples"] // meta["mel"]["hop"],
-                       "training_data": {"source": params["data"]["source"], "segments": meta["segments"],
+                       "training_data": {"source": params.data.source, "segments": meta["segments"],
                                          "seconds": meta["seconds"]},
                        "metrics": training})
         uri = log_to_mlflow(OUT, mlflow, register="audiosr")

@@ -5,21 +5,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from audiosr.audio import MelConfig
+from audiosr.config import Params, mel_dict, to_dict
 from audiosr.data.segments import segment_split
 from audiosr.data.split import SPLITS
 from audiosr.data.store import atomic_dir
-from audiosr.params import load_params, workers
+from audiosr.params import workers
 from audiosr.progress import track
 from audiosr.tracking import repo_root, stage_run
 
 
 def main() -> None:
-    params = load_params()
-    audio, mel = params["audio"], MelConfig.from_params(params["mel"])
+    params = Params.load()
+    audio, mel = params.audio, params.mel
     manifest = pd.read_csv("data/raw/manifest.csv", keep_default_na=False).set_index("track", drop=False)
     split = json.loads(Path("data/split.json").read_text())
-    with stage_run("segment", {"audio": audio, "mel": params["mel"]}) as mlflow, \
+    with stage_run("segment", {"audio": to_dict(audio), "mel": mel_dict(mel)}) as mlflow, \
             atomic_dir("data/segments") as tmp:
         for name in SPLITS:
             counts = segment_split(manifest.loc[split[name]], tmp / name, repo_root(), audio, mel, workers(),

@@ -1,8 +1,8 @@
 """DVC stage train_vocoder: clean segments and mels (data/segments) -> models/vocoder."""
 
-from audiosr.params import load_params
+from audiosr.config import Params
 from audiosr.train.runner import clean_data_stage
 from audiosr.train.vocoder import VocoderTask
 
 if __name__ == "__main__":
-    clean_data_stage("vocoder", VocoderTask, load_params())
+    clean_data_stage("vocoder", VocoderTask, Params.load())

@@ -27,7 +27,7 @@ def tiny_params() -> dict:
     p["audio"]["segment_seconds"] = 0.64
     p["vae"].update(steps=4, batch=2, crop_frames=32, adv_start=2, validate_every=2, channels=8, latent_channels=4)
     p["vocoder"].update(steps=4, batch=2, crop_frames=8, adv_start=2, validate_every=2,
-                        istft={"dim": 32, "intermediate_dim": 64, "num_layers": 1, "n_fft": 1920, "hop": 480})
+                        istft={"dim": 32, "intermediate_dim": 64, "num_layers": 1, "n_fft": 1920})
     p["ldm"].update(steps=6, batch=4, crop_frames=32, validate_every=3, width=16, heads=2)
     p["eval"].update(cutoffs_hz=[4000, 8000], filters=["chebyshev", "boxcar"], noises=["none", "tone"], clips=2,
                      steps=2, perceptual=False)

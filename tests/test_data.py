@@ -20,6 +20,10 @@ FILTER = {"types": ["chebyshev", "elliptic", "butterworth", "boxcar"], "order": 
 NOISE = {"type": "mixed", "tone_amplitude": [0.001, 0.2], "tone_hz": [100, 15000], "gaussian_amplitude": [0.001, 0.1]}
 
 
+def split_params(**change) -> dict:
+    return {"valid_tracks": 10, "proportions": [90, 10, 50], "seed": 0, **change}
+
+
 def music(seconds: float, sr: int, seed: int, channels: int = 2) -> np.ndarray:
     """A few harmonic notes with noise bursts: (channels, samples) float32."""
     rng = np.random.default_rng(seed)
@@ -50,7 +54,7 @@ def test_musdb18hq_manifest_and_split(tmp_path) -> None:
     assert (m.sample_rate == 44_100).all() and (m.channels == 2).all()
     assert m.duration.iloc[0] == pytest.approx(1.5) and (m["size"] > 0).all() and (m.mtime != "").all()
     assert not (tmp_path / "raw").exists()  # real data is read in place, not copied
-    split = make_split(m, {"valid_tracks": 1, "seed": 0})
+    split = make_split(m, split_params(valid_tracks=1))
     assert [len(split[k]) for k in ("train", "valid", "test")] == [3, 1, 2]
     assert set(split["test"]) == set(m.track[m.subset == "test"])  # the official test set
     assert not set(split["train"]) & set(split["valid"]) | set(split["train"]) & set(split["test"])
@@ -59,11 +63,33 @@ def test_musdb18hq_manifest_and_split(tmp_path) -> None:
 def test_musdb_split_counts_like_musdb18() -> None:
     m = pd.DataFrame({"track": [f"t{i:03d}" for i in range(150)], "subset": ["train"] * 100 + ["test"] * 50,
                       "status": "ok"})
-    split = make_split(m, {"valid_tracks": 10, "seed": 0})
+    split = make_split(m, split_params())
     assert [len(split[k]) for k in ("train", "valid", "test")] == [90, 10, 50]
     assert len(set().union(*split.values())) == 150
-    assert make_split(m, {"valid_tracks": 10, "seed": 0}) == split
-    assert make_split(m, {"valid_tracks": 10, "seed": 1})["valid"] != split["valid"]
+    assert make_split(m, split_params()) == split
+    assert make_split(m, split_params(seed=1))["valid"] != split["valid"]
+
+
+@pytest.mark.parametrize(("train", "test", "counts"), [
+    (10, 5, [9, 1, 5]),  # data.synthetic.tracks: 15 (was 1 / 9 / 5: valid_tracks taken from 10 folders)
+    (100, 50, [90, 10, 50]),  # MUSDB18
+    (2, 1, [1, 1, 1]), (1, 1, [1, 0, 1]),  # at least 1 valid when 2 can train; never the last training track
+    (24, 6, [22, 2, 6]), (25, 8, [22, 3, 8]),  # 2.4 -> 2, 2.5 -> 3 (half up)
+    (1000, 500, [990, 10, 500]),  # at most split.valid_tracks
+])
+def test_official_split_keeps_musdb18_proportion(train, test, counts) -> None:
+    m = pd.DataFrame({"track": [f"t{i:04d}" for i in range(train + test)],
+                      "subset": ["train"] * train + ["test"] * test, "status": "ok"})
+    split = make_split(m, split_params())
+    assert [len(split[k]) for k in ("train", "valid", "test")] == counts
+    assert sorted(sum(split.values(), [])) == sorted(m.track)
+
+
+def test_synthetic_15_tracks_split_9_1_5(tmp_path) -> None:
+    m = sources.build_manifest({"source": "synthetic", "synthetic": {"tracks": 15, "seconds": 0.2, "seed": 0}},
+                               tmp_path / "raw", tmp_path / "raw")
+    split = make_split(m, split_params())
+    assert [len(split[k]) for k in ("train", "valid", "test")] == [9, 1, 5]
 
 
 def test_folder_source_with_corrupt_file(tmp_path) -> None:
@@ -81,7 +107,7 @@ def test_folder_source_with_corrupt_file(tmp_path) -> None:
     assert len(m) == 8 and (m.status == "ok").sum() == 6
     assert set(m.track[m.status != "ok"]) == {"broken", "empty"}
     assert m.loc[m.track == "broken", "status"].item().startswith("skipped: ")
-    split = make_split(m, {"proportions": [90, 10, 50], "seed": 0})
+    split = make_split(m, split_params())
     assert sorted(sum(split.values(), [])) == sorted(m.track[m.status == "ok"])
     assert all(len(v) >= 1 for v in split.values())
 

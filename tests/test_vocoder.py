@@ -48,7 +48,7 @@ def test_profile_vocoder_shape_and_gan_step(profile: str, arch: str) -> None:
     torch.manual_seed(0)
     n_mels = N_MELS[profile]
     mel_cfg = MelConfig(n_mels=n_mels)
-    vocoder = build_vocoder(resolve(profile, "vocoder", {"arch": arch}), n_mels)
+    vocoder = build_vocoder(resolve(profile, "vocoder", {"arch": arch}), n_mels, HOP)
     assert vocoder.hop == HOP
     wave = chord(frames=8, batch=2)
     mel = log_mel(wave, mel_cfg)
@@ -92,7 +92,7 @@ def test_discriminator_step_has_finite_grads() -> None:
 
 def test_remove_weight_norm_keeps_output() -> None:
     torch.manual_seed(0)
-    vocoder = build_vocoder(resolve("small", "vocoder", {"arch": "hifigan"}), 64).eval()
+    vocoder = build_vocoder(resolve("small", "vocoder", {"arch": "hifigan"}), 64, HOP).eval()
     mel = log_mel(chord(frames=4), MelConfig(n_mels=64))
     with torch.no_grad():
         before = vocoder(mel)
@@ -105,13 +105,13 @@ def test_remove_weight_norm_keeps_output() -> None:
 def test_bad_upsample_rates_raise() -> None:
     cfg = resolve("small", "vocoder", {"hifigan": {"upsample_rates": [8, 5, 4, 2, 2]}})["hifigan"]
     with pytest.raises(ValueError, match="upsample_rates"):
-        HiFiGAN(64, **cfg)
+        HiFiGAN(64, **cfg, hop=HOP)
 
 
 def test_unknown_arch_raises() -> None:
     cfg = resolve("small", "vocoder", {"arch": "wavenet"})
     with pytest.raises(ValueError, match=r"vocoder\.arch.*hifigan.*istft"):
-        build_vocoder(cfg, 64)
+        build_vocoder(cfg, 64, HOP)
 
 
 def test_unknown_discriminator_raises() -> None:

@@ -17,6 +17,7 @@ import torch
 
 from audiosr import degrade as deg
 from audiosr.audio import SAMPLE_RATE, MelConfig, from_int16, log_mel, resample, to_int16
+from audiosr.config import AudioConfig, FilterConfig, NoiseConfig, block, to_dict
 from audiosr.data.sources import load_track
 from audiosr.data.store import ArrayWriter, SegmentSet, atomic_dir, write_json
 from audiosr.parallel import pool_map
@@ -24,11 +25,12 @@ from audiosr.parallel import pool_map
 DEGRADE_CHUNK = 8  # segments per unit of degrade work: small enough to balance, big enough to batch
 
 
-def segment_samples(audio: dict, mel: MelConfig) -> int:
-    samples = round(float(audio["segment_seconds"]) * SAMPLE_RATE)
+def segment_samples(audio: AudioConfig | dict, mel: MelConfig) -> int:
+    audio = block(AudioConfig, audio, "audio")
+    samples = round(audio.segment_seconds * SAMPLE_RATE)
     if samples <= 0 or samples % mel.hop:
         raise ValueError(
-            f"audio.segment_seconds: {audio['segment_seconds']} s is not a whole number of mel frames "
+            f"audio.segment_seconds: {audio.segment_seconds} s is not a whole number of mel frames "
             f"(hop {mel.hop} samples = {1000 * mel.hop / SAMPLE_RATE:g} ms); 5.12 is the default"
         )
     return samples
@@ -46,8 +48,8 @@ def cut_track(task: tuple) -> tuple[np.ndarray, np.ndarray, list[dict], dict]:
     track, path, repo_root, samples, audio, mel = task
     wave, sr = load_track(path, Path(repo_root))
     mono = resample(wave.mean(axis=0), sr, SAMPLE_RATE)
-    peak_target = float(audio.get("peak", 0.5))
-    silence = 10 ** (float(audio.get("silence_db", -50.0)) / 20)
+    peak_target = audio.peak
+    silence = 10 ** (audio.silence_db / 20)
     waves, rows = [], []
     n = len(mono) // samples
     for k in range(n):
@@ -63,10 +65,11 @@ def cut_track(task: tuple) -> tuple[np.ndarray, np.ndarray, list[dict], dict]:
 
 
 def segment_split(
-    tracks: pd.DataFrame, out: Path, repo_root: Path, audio: dict, mel: MelConfig, workers: int,
+    tracks: pd.DataFrame, out: Path, repo_root: Path, audio: AudioConfig | dict, mel: MelConfig, workers: int,
     progress: Callable[[Iterable, int], Iterable] = lambda it, n: it,
 ) -> dict:
     """Cut the tracks of one split into out/ (see store.py for the layout); returns counts."""
+    audio = block(AudioConfig, audio, "audio")
     samples = segment_samples(audio, mel)
     frames = samples // mel.hop
     tasks = [(r.track, r.path, str(repo_root), samples, audio, mel) for r in tracks.itertuples()]
@@ -108,17 +111,18 @@ def degrade_chunk(task: tuple) -> tuple[np.ndarray, np.ndarray, list[dict]]:
 
 
 def degrade_split(
-    clean_dir: Path, out: Path, split: str, filter_params: dict, noise_params: dict, seed: int,
-    mel: MelConfig, workers: int, progress: Callable[[Iterable, int], Iterable] = lambda it, n: it,
+    clean_dir: Path, out: Path, split: str, filter_params: FilterConfig | dict, noise_params: NoiseConfig | dict,
+    seed: int, mel: MelConfig, workers: int, progress: Callable[[Iterable, int], Iterable] = lambda it, n: it,
 ) -> pd.DataFrame:
     """Degrade every segment of one clean split into out/; returns the table of drawn values."""
+    # check the params once here so a bad value fails before any work is spread out
+    filter_params = block(FilterConfig, filter_params, "filter")
+    noise_params = block(NoiseConfig, noise_params, "noise")
     clean = SegmentSet.open(clean_dir)
     if clean.meta["mel"] != mel.to_dict():
         raise ValueError(f"{clean_dir}: its mels were made with {clean.meta['mel']}, the params ask for "
                          f"{mel.to_dict()}; re-run the segment stage (dvc repro)")
     n, samples = clean.wave.shape
-    # validate the params once here so a bad value fails before any work is spread out
-    deg.draw(np.random.default_rng(0), filter_params, noise_params)
     tasks = [(str(clean_dir), split, i, min(i + DEGRADE_CHUNK, n), filter_params, noise_params, seed, mel)
              for i in range(0, n, DEGRADE_CHUNK)]
     with atomic_dir(out) as tmp:
@@ -134,5 +138,5 @@ def degrade_split(
         table = pd.DataFrame(rows)
         table.to_csv(tmp / "index.csv", index=False)
         write_json(tmp / "meta.json", {**clean.meta, "segments": len(rows), "seed": seed,
-                                       "filter": filter_params, "noise": noise_params})
+                                       "filter": to_dict(filter_params), "noise": to_dict(noise_params)})
     return table

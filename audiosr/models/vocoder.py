@@ -1,13 +1,15 @@
 """48 kHz neural vocoders (log-mel -> waveform), their GAN discriminators and losses.
 
-Two generators map a log-mel ``(B, n_mels, T)`` at hop 480 (100 frames/s) to a wave ``(B, T * 480)``:
+Two generators map a log-mel ``(B, n_mels, T)`` to a wave ``(B, T * hop)``, hop being the mel's
+(params `mel.hop`, 480 = 100 frames/s at 48 kHz):
 
 - `HiFiGAN`: the HiFi-GAN V1 generator (Kong et al., 2020), transposed-conv upsampling by 6·5·4·2·2
   with multi-receptive-field residual blocks; AudioSR's vocoder.
 - `ISTFTVocoder`: a Vocos-style generator (Siuzdak, 2023), ConvNeXt blocks at frame rate and a head
   predicting the STFT's log-magnitude and phase, synthesised by an inverse STFT; far cheaper on a CPU.
 
-`build_vocoder` picks one from the ``vocoder`` block of a profile. The discriminators are HiFi-GAN's
+`build_vocoder` picks one from a resolved ``vocoder`` architecture (the profile's, with the params'
+overrides and the mel hop as ``hop``: `audiosr.config.VocoderConfig.arch`). The discriminators are HiFi-GAN's
 multi-period (MPD) and multi-scale (MSD) ones and the Vocos/UnivNet multi-resolution one (MRD) over STFT
 magnitudes; the losses are LSGAN's, summed over sub-discriminators as HiFi-GAN does. Loss weights are
 the training loop's business, not this module's.
@@ -26,7 +28,6 @@ from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 
 from audiosr.audio import MelConfig, log_mel
 
-HOP = 480
 LRELU_SLOPE = 0.1
 ARCHS = ("hifigan", "istft")
 DISCRIMINATOR_KINDS = ("mpd", "msd", "mrd")
@@ -87,7 +88,8 @@ class HiFiGAN(nn.Module):
         upsample_initial_channel: int,
         resblock_kernel_sizes: Sequence[int],
         resblock_dilation_sizes: Sequence[Sequence[int]],
-        hop: int = HOP,
+        *,
+        hop: int,
     ) -> None:
         super().__init__()
         if math.prod(upsample_rates) != hop:
@@ -172,12 +174,8 @@ class ISTFTVocoder(nn.Module):
 
     max_magnitude = 1e2  # Vocos' clip: exp() of an untrained head must not overflow
 
-    def __init__(
-        self, n_mels: int, dim: int, intermediate_dim: int, num_layers: int, n_fft: int, hop: int = HOP
-    ) -> None:
+    def __init__(self, n_mels: int, dim: int, intermediate_dim: int, num_layers: int, n_fft: int, *, hop: int) -> None:
         super().__init__()
-        if hop != HOP:
-            raise ValueError(f"vocoder.istft.hop: must be the mel hop {HOP}, got {hop}")
         if n_fft < hop:
             raise ValueError(f"vocoder.istft.n_fft: must be >= hop ({hop}), got {n_fft}")
         self.hop = hop
@@ -210,14 +208,21 @@ class ISTFTVocoder(nn.Module):
         )
 
 
-def build_vocoder(cfg: dict, n_mels: int) -> nn.Module:
-    """The vocoder of a resolved ``vocoder`` block (`profiles.resolve(profile, "vocoder", ...)`)."""
+def build_vocoder(cfg: dict, n_mels: int, hop: int | None = None) -> nn.Module:
+    """The vocoder of a resolved ``vocoder`` architecture at the mel hop `hop`; None takes ``cfg["hop"]``
+    (a trained model's config records it; configs written before it did name it in their istft block, and
+    a HiFi-GAN's is the product of its upsample rates)."""
     arch = cfg["arch"]
-    if arch == "hifigan":
-        return HiFiGAN(n_mels, **cfg["hifigan"])
-    if arch == "istft":
-        return ISTFTVocoder(n_mels, **cfg["istft"])
-    raise ValueError(f"vocoder.arch: unknown architecture {arch!r}; choose one of {list(ARCHS)}")
+    if arch not in ARCHS:
+        raise ValueError(f"vocoder.arch: unknown architecture {arch!r}; choose one of {list(ARCHS)}")
+    block = {k: v for k, v in cfg[arch].items() if k != "hop"}
+    if hop is None:
+        hop = cfg.get("hop", cfg[arch].get("hop"))
+    if hop is None:
+        if arch != "hifigan":
+            raise ValueError("vocoder: the architecture names no hop; pass the mel hop")
+        hop = math.prod(block["upsample_rates"])
+    return HiFiGAN(n_mels, **block, hop=hop) if arch == "hifigan" else ISTFTVocoder(n_mels, **block, hop=hop)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 Nothing here unpickles: a checkpoint is ``state.safetensors`` (model, EMA and optimizer tensors, torch
 RNG state) plus ``state.json`` (step, optimizer hyper-parameters, numpy/python RNG state, the run's
-fingerprint). A model folder is ``model.safetensors`` + ``config.json``. Both are written to a
-temporary folder and renamed, so a run killed mid-write leaves the previous checkpoint intact.
+fingerprint, the training's totals so far). A model folder is ``model.safetensors`` + ``config.json``.
+Both are written to a temporary folder and renamed, so a run killed mid-write leaves the previous
+checkpoint intact.
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ def _optimizer_join(opt: torch.optim.Optimizer, prefix: str, tensors: dict, meta
 
 
 def save_checkpoint(path: Path, step: int, modules: dict[str, torch.nn.Module],
-                    optimizers: dict[str, torch.optim.Optimizer], run_fingerprint: str) -> None:
-    """Write the full training state at `step` to folder `path` (atomically)."""
+                    optimizers: dict[str, torch.optim.Optimizer], run_fingerprint: str,
+                    totals: dict | None = None) -> None:
+    """Write the full training state at `step` to folder `path` (atomically); `totals`: the training's
+    accumulated seconds, samples and invocations up to `step` (see `read_totals`)."""
     tensors: dict[str, torch.Tensor] = {}
     for name, module in modules.items():
         for key, value in module.state_dict().items():
@@ -71,6 +74,7 @@ def save_checkpoint(path: Path, step: int, modules: dict[str, torch.nn.Module],
         "fingerprint": run_fingerprint,
         "optimizers": opt_meta,
         "rng": {"numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]], "python": random.getstate()},
+        "totals": {**(totals or {}), "steps": step},
     }
     with atomic_dir(path) as tmp:
         save_file(tensors, str(tmp / "state.safetensors"))
@@ -98,6 +102,18 @@ def load_checkpoint(path: Path, modules: dict[str, torch.nn.Module],
     py = meta["rng"]["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     return int(meta["step"])
+
+
+def read_totals(path: Path, run_fingerprint: str) -> dict | None:
+    """The totals a checkpoint of this run holds (steps, seconds, samples, invocations), or None when there
+    is no checkpoint of this run; a checkpoint written before totals were kept counts as one invocation of
+    unknown duration (seconds 0)."""
+    if not (path / "state.json").exists():
+        return None
+    meta = json.loads((path / "state.json").read_text())
+    if meta.get("fingerprint") != run_fingerprint:
+        return None
+    return {"seconds": 0.0, "samples": 0, "invocations": 1, **meta.get("totals", {}), "steps": int(meta["step"])}
 
 
 def save_model(path: Path, state: dict[str, torch.Tensor], config: dict) -> None:

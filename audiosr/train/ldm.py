@@ -14,12 +14,13 @@ import numpy as np
 import torch
 
 from audiosr import plots
+from audiosr.config import LDMConfig
 from audiosr.data.datasets import draw_crops
 from audiosr.data.store import SegmentSet
 from audiosr.models.diffusion import Schedule, guided, sample_dpmpp_2m
 from audiosr.models.unet import build_unet
 from audiosr.train.distributed import Dist
-from audiosr.train.loop import Settings, batch_rng, clip_and_step, rank_slice
+from audiosr.train.loop import batch_rng, clip_and_step, rank_slice
 from audiosr.train.vae import load_vae
 
 VERSION = 1
@@ -47,10 +48,9 @@ def encode_all(vae, scale: float, mels: np.ndarray, device: torch.device, batch:
 class LDMTask:
     name = "ldm"
 
-    def __init__(self, arch: dict, settings: Settings, vae_state: dict, vae_cfg: dict, pairs: SegmentSet,
+    def __init__(self, cfg: LDMConfig, vae_state: dict, vae_cfg: dict, pairs: SegmentSet,
                  clean: SegmentSet, pairs_valid: SegmentSet, clean_valid: SegmentSet, d: Dist):
-        x = settings.extra
-        self.settings, self.d, self.arch, self.vae_cfg = settings, d, arch, vae_cfg
+        self.cfg, self.d, self.arch, self.vae_cfg = cfg, d, cfg.arch, vae_cfg
         for name, s in (("data/pairs/train", pairs), ("data/segments/train", clean)):
             check_vae_matches(vae_cfg, s.meta, name)
         if len(pairs) != len(clean):
@@ -63,19 +63,22 @@ class LDMTask:
         self.val_clean = encode_all(self.vae, scale, clean_valid.mel[:16], d.device)
         self.val_cond = encode_all(self.vae, scale, pairs_valid.mel[:16], d.device)
         self.factor = int(vae_cfg["factor"])
-        self.crop = int(x.get("crop_frames", 128)) // self.factor
-        self.cond_drop = float(x.get("cond_drop", 0.1))
-        self.ema_decay = float(x.get("ema_decay", 0.999))
+        self.crop = cfg.crop_frames // self.factor
+        self.cond_drop = cfg.cond_drop
+        self.ema_decay = cfg.ema_decay
         self.lambdas = {"diffusion/v_mse": 1.0}
         self.schedule = Schedule()
-        torch.manual_seed(settings.seed)
-        self.unet = build_unet(arch, int(vae_cfg["latent_channels"])).to(d.device)
+        bad = [t for t in cfg.validate_timesteps if not 0 <= t < self.schedule.num_steps]
+        if bad:
+            raise ValueError(f"ldm.validate_timesteps: {bad} outside [0, {self.schedule.num_steps})")
+        torch.manual_seed(cfg.seed)
+        self.unet = build_unet(cfg.arch, int(vae_cfg["latent_channels"])).to(d.device)
         self.ema = copy.deepcopy(self.unet).requires_grad_(False)
         self.net = d.wrap(self.unet)
         self.modules = {"unet": self.unet, "ema": self.ema}
-        self.optimizers = {"unet": torch.optim.AdamW(self.unet.parameters(), settings.lr,
-                                                     weight_decay=settings.weight_decay)}
-        self.samples_per_step = settings.batch
+        self.optimizers = {"unet": torch.optim.AdamW(self.unet.parameters(), cfg.lr, betas=cfg.betas,
+                                                     weight_decay=cfg.weight_decay)}
+        self.samples_per_step = cfg.batch
 
     def _loss(self, net, x0: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, noise: torch.Tensor):
         x_t = self.schedule.q_sample(x0, t, noise)
@@ -83,8 +86,8 @@ class LDMTask:
         return torch.mean((v - self.schedule.v_target(x0, t, noise)) ** 2)
 
     def step(self, step: int) -> dict[str, float]:
-        b, frames = self.settings.batch, self.z_clean.shape[-1]
-        idx, off = draw_crops(batch_rng(self.settings.seed, step), len(self.z_clean), frames, self.crop, b)
+        b, frames = self.cfg.batch, self.z_clean.shape[-1]
+        idx, off = draw_crops(batch_rng(self.cfg.seed, step), len(self.z_clean), frames, self.crop, b)
         # the randomness is drawn for the global batch and then sliced, so N processes under torchrun
         # train on exactly what one process would
         keep = (torch.rand(b) >= self.cond_drop).float().reshape(b, 1, 1, 1)
@@ -97,7 +100,7 @@ class LDMTask:
         with torch.autocast(self.d.device.type, dtype=torch.bfloat16, enabled=self.d.device.type == "cuda"):
             loss = self._loss(self.net, x0, cond * keep, t, noise)
         loss.backward()
-        norm = clip_and_step(self.optimizers["unet"], self.unet.parameters(), self.settings.grad_clip)
+        norm = clip_and_step(self.optimizers["unet"], self.unet.parameters(), self.cfg.grad_clip)
         # EMA with a warm-up (decay grows with the step), so a short CPU run still gets a useful average
         decay = min(self.ema_decay, (1 + step) / (10 + step))
         with torch.no_grad():
@@ -113,7 +116,7 @@ class LDMTask:
         gen = torch.Generator().manual_seed(1234)  # the same noise and timesteps at every validation
         x0, cond = self.val_clean.to(self.d.device), self.val_cond.to(self.d.device)
         losses = []
-        for t_value in (100, 300, 500, 700, 900):
+        for t_value in self.cfg.validate_timesteps:
             t = torch.full((len(x0),), t_value, device=self.d.device)
             noise = torch.randn(x0.shape, generator=gen).to(self.d.device)
             losses.append(float(self._loss(self.ema, x0, cond, t, noise)))
@@ -139,7 +142,7 @@ class LDMTask:
         config = {"kind": "ldm", "version": VERSION, "arch": self.arch, "n_mels": self.vae_cfg["n_mels"],
                   "latent_channels": self.vae_cfg["latent_channels"], "cond_drop": self.cond_drop,
                   "schedule": {"num_steps": self.schedule.num_steps, "kind": "cosine_zero_terminal_snr",
-                               "prediction": "v"}, "steps": self.settings.steps}
+                               "prediction": "v"}, "steps": self.cfg.steps}
         return self.ema.state_dict(), config
 
 

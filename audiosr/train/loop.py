@@ -14,16 +14,19 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 
 from audiosr.progress import bar
-from audiosr.train.checkpoint import fingerprint, load_checkpoint, save_checkpoint
+from audiosr.train.checkpoint import fingerprint, load_checkpoint, read_totals, save_checkpoint
 from audiosr.train.distributed import Dist
+
+if TYPE_CHECKING:
+    from audiosr.config import TrainingConfig
 
 CHECKPOINT_EVERY = int(os.environ.get("AUDIOSR_CHECKPOINT_EVERY", "100"))  # steps; not a param: no effect on results
 LOG_EVERY = int(os.environ.get("AUDIOSR_LOG_EVERY", "10"))
@@ -33,28 +36,23 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the message names the step and the last good checkpoint."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
-    """The training block of a model's params (vae / vocoder / ldm in params.yaml)."""
+    """The loop's schedule. The stages take it from a model's typed params block
+    (`Settings.of(audiosr.config.VAEConfig ...)`), which has every value; the two defaults here serve
+    direct use (tests)."""
 
     steps: int
     batch: int
     lr: float
-    warmup: int = 100
-    grad_clip: float = 1.0
-    weight_decay: float = 0.01
+    warmup: int
+    validate_every: int = 1
     seed: int = 0
-    validate_every: int = 250
-    extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_params(cls, block: dict) -> Settings:
-        known = {k: block[k] for k in ("steps", "batch", "lr", "warmup", "grad_clip", "weight_decay", "seed",
-                                        "validate_every") if k in block}
-        missing = {"steps", "batch", "lr"} - set(known)
-        if missing:
-            raise ValueError(f"params: training block lacks {', '.join(sorted(missing))}")
-        return cls(**known, extra={k: v for k, v in block.items() if k not in known})
+    def of(cls, cfg: TrainingConfig) -> Settings:
+        return cls(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, warmup=cfg.warmup, validate_every=cfg.validate_every,
+                   seed=cfg.seed)
 
     def lr_at(self, step: int) -> float:
         """Linear warm-up, then cosine decay to 10 % of the peak."""
@@ -94,19 +92,39 @@ def clip_and_step(opt: torch.optim.Optimizer, params, clip: float) -> float:
     return float(norm)
 
 
+NO_TOTALS = {"seconds": 0.0, "samples": 0, "invocations": 0}
+
+
+def totals(checkpoint_dir: Path, identity: dict) -> dict[str, float]:
+    """The whole training's totals, as the last checkpoint of the run `identity` in `checkpoint_dir` holds
+    them (after `run`): steps, seconds, samples, samples_per_s, invocations (a resumed training counts
+    each process start that trained), resumes."""
+    t = read_totals(checkpoint_dir / "last", fingerprint(identity)) or {"steps": 0, **NO_TOTALS}
+    seconds = float(t["seconds"])
+    return {"steps": int(t["steps"]), "seconds": seconds, "samples": int(t["samples"]),
+            "samples_per_s": t["samples"] / seconds if seconds > 0 else 0.0,
+            "invocations": int(t["invocations"]), "resumes": max(0, int(t["invocations"]) - 1)}
+
+
 def run(task: Task, settings: Settings, checkpoint_dir: Path, identity: dict, d: Dist, mlflow=None,
         log_csv: Path | None = None) -> dict[str, float]:
     """Train `task` for settings.steps steps, resuming from checkpoint_dir when it holds a checkpoint of
-    the same run (same `identity`). Returns the final validation metrics."""
+    the same run (same `identity`). Returns the final validation metrics.
+
+    Each checkpoint also holds the training's totals so far (`totals`): seconds in this loop and samples
+    seen, summed over every invocation that trained, counting the steps up to the checkpoint once (work
+    done after the last checkpoint of an interrupted invocation is lost, and its time with it)."""
     run_id = fingerprint(identity)
     ckpt = checkpoint_dir / "last"
     start = load_checkpoint(ckpt, task.modules, task.optimizers, run_id)
+    before = (read_totals(ckpt, run_id) or NO_TOTALS) if start else NO_TOTALS
     rows_path = checkpoint_dir / "log.csv"  # survives with the checkpoint; truncated to it on resume
     rows = _read_rows(rows_path, start) if start else []
     if d.main and start:
         print(f"{task.name}: resuming from step {start} ({ckpt})")
     val: dict[str, float] = {}
-    t_last, steps_timed = time.perf_counter(), 0
+    t_start = t_last = time.perf_counter()
+    steps_timed = 0
     with bar(task.name, disable=None if d.main else True) as progress:
         bar_task = progress.add_task(task.name, total=settings.steps, completed=start, info="")
         for step in range(start, settings.steps):
@@ -146,9 +164,16 @@ def run(task: Task, settings: Settings, checkpoint_dir: Path, identity: dict, d:
                     task.log_examples(mlflow, done)
             if done % CHECKPOINT_EVERY == 0 or done == settings.steps:
                 if d.main:
-                    save_checkpoint(ckpt, done, task.modules, task.optimizers, run_id)
+                    now = {"steps": done, "seconds": before["seconds"] + time.perf_counter() - t_start,
+                           "samples": before["samples"] + (done - start) * task.samples_per_step,
+                           "invocations": before["invocations"] + 1}
+                    save_checkpoint(ckpt, done, task.modules, task.optimizers, run_id, totals=now)
                     _write_rows(rows_path, rows)
                 d.barrier()
+    if start >= settings.steps:  # finished by an earlier invocation (killed before its export): measure it again
+        val = d.mean(task.validate())
+        if mlflow is not None:
+            mlflow.log_metrics(val, step=settings.steps)
     if d.main and log_csv is not None:
         _write_rows(log_csv, rows)
     return val

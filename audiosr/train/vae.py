@@ -12,11 +12,12 @@ import torch
 
 from audiosr import plots
 from audiosr.audio import MelConfig
+from audiosr.config import VAEConfig
 from audiosr.data.datasets import draw_crops, mel_crops
 from audiosr.data.store import SegmentSet
 from audiosr.models.vae import VAE, PatchDiscriminator, build_vae, d_hinge_loss, g_hinge_loss, kl_loss
 from audiosr.train.distributed import Dist
-from audiosr.train.loop import Settings, batch_rng, clip_and_step, rank_slice
+from audiosr.train.loop import batch_rng, clip_and_step, rank_slice
 
 VERSION = 1
 
@@ -24,25 +25,21 @@ VERSION = 1
 class VAETask:
     name = "vae"
 
-    def __init__(self, arch: dict, settings: Settings, mel: MelConfig, train: SegmentSet, valid: SegmentSet,
-                 d: Dist):
-        x = settings.extra
-        self.settings, self.train, self.valid, self.d, self.arch, self.mel = settings, train, valid, d, arch, mel
-        self.crop = int(x.get("crop_frames", 128))
-        self.lambdas = {"rec/l1": 1.0, "kl": float(x.get("kl_weight", 1e-6)),
-                        "adv/gen": float(x.get("adv_weight", 0.1))}
-        self.adv_start = int(x.get("adv_start", settings.steps // 2))
-        torch.manual_seed(settings.seed)
-        self.vae = build_vae(arch, mel.n_mels).to(d.device)
-        self.disc = PatchDiscriminator(int(x.get("disc_channels", 32))).to(d.device)
+    def __init__(self, cfg: VAEConfig, mel: MelConfig, train: SegmentSet, valid: SegmentSet, d: Dist):
+        self.cfg, self.train, self.valid, self.d, self.arch, self.mel = cfg, train, valid, d, cfg.arch, mel
+        self.crop = cfg.crop_frames
+        self.lambdas = {"rec/l1": 1.0, "kl": cfg.kl_weight, "adv/gen": cfg.adv_weight}
+        self.adv_start = cfg.adv_start
+        torch.manual_seed(cfg.seed)
+        self.vae = build_vae(cfg.arch, mel.n_mels).to(d.device)
+        self.disc = PatchDiscriminator(cfg.disc_channels).to(d.device)
         self.net, self.net_d = d.wrap(self.vae), d.wrap(self.disc)
-        betas = (0.5, 0.9)
         self.modules = {"vae": self.vae, "disc": self.disc}
         self.optimizers = {
-            name: torch.optim.AdamW(m.parameters(), settings.lr, betas=betas, weight_decay=settings.weight_decay)
+            name: torch.optim.AdamW(m.parameters(), cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
             for name, m in self.modules.items()
         }
-        self.samples_per_step = settings.batch
+        self.samples_per_step = cfg.batch
         frames = train.mel.shape[-1]
         align = self.vae.factor
         if self.crop % align:
@@ -51,8 +48,8 @@ class VAETask:
         self.align = align
 
     def _batch(self, step: int) -> torch.Tensor:
-        idx, off = draw_crops(batch_rng(self.settings.seed, step), len(self.train), self.frames, self.crop,
-                              self.settings.batch, self.align)
+        idx, off = draw_crops(batch_rng(self.cfg.seed, step), len(self.train), self.frames, self.crop,
+                              self.cfg.batch, self.align)
         return mel_crops(self.train, rank_slice(idx, self.d), rank_slice(off, self.d), self.crop).to(self.d.device)
 
     def step(self, step: int) -> dict[str, float]:
@@ -64,13 +61,13 @@ class VAETask:
             losses["adv/gen"] = g_hinge_loss(self.net_d(recon))
         total = sum(self.lambdas[k] * v for k, v in losses.items())
         total.backward()
-        clip_and_step(self.optimizers["vae"], self.vae.parameters(), self.settings.grad_clip)
+        clip_and_step(self.optimizers["vae"], self.vae.parameters(), self.cfg.grad_clip)
         out = {"loss": float(total.detach()), **{k: float(v.detach()) for k, v in losses.items()}}
         self.optimizers["disc"].zero_grad(set_to_none=True)  # drop what the generator's loss left there
         if adversarial:
             d_loss = d_hinge_loss(self.net_d(mel), self.net_d(recon.detach()))
             d_loss.backward()
-            clip_and_step(self.optimizers["disc"], self.disc.parameters(), self.settings.grad_clip)
+            clip_and_step(self.optimizers["disc"], self.disc.parameters(), self.cfg.grad_clip)
             out["adv/disc"] = float(d_loss.detach())
         return out
 
@@ -110,7 +107,7 @@ class VAETask:
     def export(self) -> tuple[dict, dict]:
         config = {"kind": "vae", "version": VERSION, "arch": self.arch, "n_mels": self.mel.n_mels,
                   "mel": self.mel.to_dict(), "scale": 1.0 / self.latent_std(), "factor": self.vae.factor,
-                  "latent_channels": self.arch["latent_channels"], "steps": self.settings.steps}
+                  "latent_channels": self.arch["latent_channels"], "steps": self.cfg.steps}
         return self.vae.state_dict(), config
 
 

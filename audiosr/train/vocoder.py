@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from audiosr.audio import SAMPLE_RATE, MelConfig, write
+from audiosr.config import VocoderConfig
 from audiosr.data.datasets import draw_crops, mel_crops, wave_crops
 from audiosr.data.store import SegmentSet
 from audiosr.models.vocoder import (
@@ -22,7 +23,7 @@ from audiosr.models.vocoder import (
     mel_l1_loss,
 )
 from audiosr.train.distributed import Dist
-from audiosr.train.loop import Settings, batch_rng, clip_and_step, rank_slice
+from audiosr.train.loop import batch_rng, clip_and_step, rank_slice
 
 VERSION = 1
 EXAMPLE_SECONDS = 3
@@ -31,31 +32,28 @@ EXAMPLE_SECONDS = 3
 class VocoderTask:
     name = "vocoder"
 
-    def __init__(self, arch: dict, settings: Settings, mel: MelConfig, train: SegmentSet, valid: SegmentSet,
-                 d: Dist):
-        x = settings.extra
-        self.settings, self.train, self.valid, self.d, self.arch, self.mel = settings, train, valid, d, arch, mel
-        self.crop = int(x.get("crop_frames", 32))
-        self.lambdas = {"mel/l1": 45.0, "adv/gen": float(x.get("adv_weight", 1.0)),
-                        "adv/fm": float(x.get("fm_weight", 2.0))}
-        self.adv_start = int(x.get("adv_start", 0))
-        torch.manual_seed(settings.seed)
-        self.gen = build_vocoder(arch, mel.n_mels).to(d.device)
-        self.disc = Discriminators(tuple(x.get("discriminators", ["mpd", "mrd"])),
-                                   float(x.get("disc_channels_scale", 1.0))).to(d.device)
+    def __init__(self, cfg: VocoderConfig, mel: MelConfig, train: SegmentSet, valid: SegmentSet, d: Dist):
+        self.cfg, self.train, self.valid, self.d, self.arch, self.mel = cfg, train, valid, d, cfg.arch, mel
+        if cfg.arch["hop"] != mel.hop:
+            raise ValueError(f"vocoder: its hop {cfg.arch['hop']} is not the mel hop {mel.hop}")
+        self.crop = cfg.crop_frames
+        self.lambdas = {"mel/l1": cfg.mel_weight, "adv/gen": cfg.adv_weight, "adv/fm": cfg.fm_weight}
+        self.adv_start = cfg.adv_start
+        torch.manual_seed(cfg.seed)
+        self.gen = build_vocoder(cfg.arch, mel.n_mels).to(d.device)
+        self.disc = Discriminators(cfg.discriminators, cfg.disc_channels_scale).to(d.device)
         self.net, self.net_d = d.wrap(self.gen), d.wrap(self.disc)
-        betas = (0.8, 0.99)
         self.modules = {"generator": self.gen, "disc": self.disc}
         self.optimizers = {
-            name: torch.optim.AdamW(m.parameters(), settings.lr, betas=betas, weight_decay=settings.weight_decay)
+            name: torch.optim.AdamW(m.parameters(), cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
             for name, m in self.modules.items()
         }
-        self.samples_per_step = settings.batch
+        self.samples_per_step = cfg.batch
         self.frames = train.mel.shape[-1]
 
     def step(self, step: int) -> dict[str, float]:
-        idx, off = draw_crops(batch_rng(self.settings.seed, step), len(self.train), self.frames, self.crop,
-                              self.settings.batch)
+        idx, off = draw_crops(batch_rng(self.cfg.seed, step), len(self.train), self.frames, self.crop,
+                              self.cfg.batch)
         idx, off = rank_slice(idx, self.d), rank_slice(off, self.d)
         mel = mel_crops(self.train, idx, off, self.crop).to(self.d.device)
         wave = wave_crops(self.train, idx, off, self.crop, self.mel.hop).to(self.d.device)
@@ -67,7 +65,7 @@ class VocoderTask:
             fake_logits, _ = self.net_d(fake.detach())
             d_loss = discriminator_loss(real_logits, fake_logits)
             d_loss.backward()
-            clip_and_step(self.optimizers["disc"], self.disc.parameters(), self.settings.grad_clip)
+            clip_and_step(self.optimizers["disc"], self.disc.parameters(), self.cfg.grad_clip)
             out["adv/disc"] = float(d_loss.detach())
         losses = {"mel/l1": mel_l1_loss(fake, wave, self.mel)}
         if adversarial:
@@ -77,7 +75,7 @@ class VocoderTask:
             losses["adv/fm"] = feature_matching_loss(real_feats, fake_feats)
         total = sum(self.lambdas[k] * v for k, v in losses.items())
         total.backward()
-        clip_and_step(self.optimizers["generator"], self.gen.parameters(), self.settings.grad_clip)
+        clip_and_step(self.optimizers["generator"], self.gen.parameters(), self.cfg.grad_clip)
         self.optimizers["disc"].zero_grad(set_to_none=True)  # drop what the generator's loss left there
         return {"loss": float(total.detach()), **{k: float(v.detach()) for k, v in losses.items()}, **out}
 
@@ -100,14 +98,14 @@ class VocoderTask:
         with tempfile.TemporaryDirectory() as tmp:
             for k, (mel, wave) in enumerate(self._valid_pairs(2)):
                 write(Path(tmp) / f"vocoder_step{step:06d}_{k}.wav", self.gen(mel)[0].cpu().numpy(), SAMPLE_RATE)
-                if step == self.settings.validate_every or step == self.settings.steps:
+                if step == self.cfg.validate_every or step == self.cfg.steps:
                     write(Path(tmp) / f"target_{k}.wav", wave[0].cpu().numpy(), SAMPLE_RATE)
             mlflow.log_artifacts(tmp, "examples")
         self.gen.train()
 
     def export(self) -> tuple[dict, dict]:
         config = {"kind": "vocoder", "version": VERSION, "arch": self.arch, "n_mels": self.mel.n_mels,
-                  "mel": self.mel.to_dict(), "steps": self.settings.steps}
+                  "mel": self.mel.to_dict(), "steps": self.cfg.steps}
         return self.gen.state_dict(), config
 
 

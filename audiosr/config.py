@@ -1,0 +1,486 @@
+"""params.yaml as typed, strict configs: one frozen dataclass per block, checked when it is read.
+
+Every key of a block is required and its value's type is checked; a key the block does not know is an
+error naming the nearest known key (``params.yaml: vae.chanels is not a known key; did you mean
+vae.channels?``), so a typo never trains the default while the log shows the typo as if it were used.
+The values live in params.yaml alone: the dataclasses here have no defaults.
+
+The model blocks (`vae`, `vocoder`, `ldm`) hold training keys and may override any key of the profile's
+architecture (`vae.channels: 48`, `vocoder.istft.dim: 512`); `arch` is the profile's architecture with
+those overrides, the one the model is built from and the one logged. The vocoder's hop is not a key: it
+is `mel.hop`, and HiFi-GAN's upsample rates must multiply to it.
+
+`Params.load()` reads the whole file (every stage does, so a typo anywhere stops the first stage run).
+Functions that take one block also take its plain dict (tests, notebooks) and check it the same way,
+through `block(cls, value, name)`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from audiosr.audio import MelConfig
+from audiosr.data.sources import SOURCES
+from audiosr.degrade import FILTERS, NOISE_TYPES
+from audiosr.profiles import PROFILES, resolve
+
+FilterName = Literal[FILTERS]  # type: ignore[valid-type]
+EVAL_NOISES = ("none", "tone", "gaussian")
+PRECISIONS = ("auto", "fp32", "bf16")
+MEL_KEYS = ("n_mels", "n_fft", "hop", "win", "fmin", "fmax")  # sample_rate and floor are the method's, not params
+# keys that are derived from others and so may not be set; the message says where they come from
+DERIVED = {"vocoder.hop": "mel.hop", "vocoder.istft.hop": "mel.hop", "vocoder.hifigan.hop": "mel.hop"}
+# PyYAML reads YAML 1.1, where `1e-4` (no dot) is a string; a float key takes such a string as its number
+_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+class ParamsError(ValueError):
+    """A params.yaml that cannot be used; the message names the block, the key and what is wrong."""
+
+
+FILE = "params.yaml"  # how messages name the file
+
+
+def _unknown(where: str, key: str, known: list[str]) -> ParamsError:
+    full = f"{where}.{key}" if where else key
+    if full in DERIVED:
+        return ParamsError(f"{FILE}: {full} is not a known key: it is derived from {DERIVED[full]}")
+    near = difflib.get_close_matches(str(key), [str(k) for k in known], n=1, cutoff=0.6)
+    what = "key" if where else "block"
+    hint = f"; did you mean {f'{where}.{near[0]}' if where else near[0]}?" if near else \
+        f"; known: {', '.join(map(str, known))}"
+    return ParamsError(f"{FILE}: {full} is not a known {what}{hint}")
+
+
+def _name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a number"
+    if tp is bool:
+        return "true or false"
+    if tp is str:
+        return "a string"
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(tp)))
+    if origin in (list, tuple):
+        return "a list"
+    if tp is dict or origin is dict or dataclasses.is_dataclass(tp):
+        return "a mapping of keys"
+    return str(tp)
+
+
+def _got(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """`value` checked against the type hint `tp` (and converted: int -> float, lists -> tuples)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        rest = [a for a in args if a is not type(None)]
+        return coerce(value, rest[0], where) if len(rest) == 1 else value
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        if isinstance(value, str) and _NUMBER.match(value.strip()):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif origin is Literal:
+        if value in args and type(value) is type(args[args.index(value)]):
+            return value
+        near = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
+        hint = f"; did you mean {near[0]}?" if near else ""
+        raise ParamsError(f"{FILE}: {where}: {value!r} is not {_name(tp)}{hint}")
+    elif origin is tuple:
+        if isinstance(value, list | tuple):
+            if len(args) == 2 and args[1] is Ellipsis:
+                return tuple(coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+            if len(value) != len(args):
+                raise ParamsError(f"{FILE}: {where}: expected a list of {len(args)} values, got {_got(value)}")
+            return tuple(coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
+    elif origin is list:
+        if isinstance(value, list | tuple):
+            return [coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    elif tp is dict or origin is dict:
+        if isinstance(value, dict):
+            return copy.deepcopy(value)
+    elif dataclasses.is_dataclass(tp):
+        return block(tp, value, where)
+    elif hasattr(tp, "from_params"):  # a config class that checks its own block (e.g. data.rendered)
+        if isinstance(value, tp):
+            return value
+        if isinstance(value, dict):
+            return tp.from_params(value)
+    else:
+        raise TypeError(f"config: no check for type {tp!r} ({where})")
+    raise ParamsError(f"{FILE}: {where}: expected {_name(tp)}, got {_got(value)}")
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls, include_extras=False)
+
+
+def block(cls: type, value: Any, where: str, keys: tuple[str, ...] | None = None):
+    """The dataclass `cls` from the params mapping `value` (block `where`); an instance passes through.
+
+    `keys`: the fields that are params (default: every field); each is required, no other is allowed.
+    """
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, dict):
+        raise ParamsError(f"{FILE}: {where}: expected a mapping of keys, got {_got(value)}")
+    hints = _hints(cls)
+    keys = keys or tuple(f.name for f in dataclasses.fields(cls))
+    for key in value:
+        if key not in keys:
+            raise _unknown(where, key, list(keys))
+    missing = [k for k in keys if k not in value]
+    if missing:
+        raise ParamsError(f"{FILE}: {where} lacks {', '.join(f'{where}.{k}' for k in missing)}")
+    cfg = cls(**{k: coerce(value[k], hints[k], f"{where}.{k}") for k in keys})
+    check = getattr(cfg, "check", None)
+    if check is not None:
+        check(where)
+    return cfg
+
+
+def to_dict(cfg: Any) -> Any:
+    """A config as plain YAML/JSON data (tuples as lists), for logging and fingerprints."""
+    if dataclasses.is_dataclass(cfg):
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, dict):
+        return {k: to_dict(v) for k, v in cfg.items()}
+    if isinstance(cfg, list | tuple):
+        return [to_dict(v) for v in cfg]
+    return cfg
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ParamsError(f"{FILE}: {message}")
+
+
+def _range(where: str, pair: tuple, low: float | None = None) -> None:
+    _require(pair[0] <= pair[1], f"{where}: {list(pair)} must be [low, high] with low <= high")
+    if low is not None:
+        _require(pair[0] >= low, f"{where}: {list(pair)} must be at least {low}")
+
+
+# --- the data blocks ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """`data.synthetic`: the built-in oscillator songs."""
+
+    tracks: int
+    seconds: float
+    seed: int
+
+    def check(self, where: str) -> None:
+        _require(self.tracks >= 3 and self.seconds > 0, f"{where}.tracks must be at least 3 and seconds positive")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """`data`: where the audio comes from (audiosr.data.sources)."""
+
+    source: Literal[SOURCES]  # type: ignore[valid-type]
+    root: str | None
+    on_error: Literal["fail", "skip"]
+    # the rendered source checks its own block (audiosr.data.rendered.RenderConfig.from_params, at fetch)
+    rendered: dict
+    synthetic: SyntheticConfig
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """`split`: train / valid / test tracks (audiosr.data.split)."""
+
+    valid_tracks: int
+    proportions: tuple[float, float, float]
+    seed: int
+
+    def check(self, where: str) -> None:
+        _require(self.valid_tracks >= 0, f"{where}.valid_tracks must be >= 0")
+        _require(min(self.proportions) >= 0 and sum(self.proportions) > 0 and self.proportions[0] > 0,
+                 f"{where}.proportions: {list(self.proportions)} must be three non-negative numbers, train > 0")
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """`audio`: how tracks are cut into segments (audiosr.data.segments)."""
+
+    segment_seconds: float
+    silence_db: float
+    peak: float
+
+    def check(self, where: str) -> None:
+        _require(self.segment_seconds > 0, f"{where}.segment_seconds must be positive")
+        _require(0 < self.peak <= 1, f"{where}.peak must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """`filter`: the training degradation's low-pass filters (audiosr.degrade)."""
+
+    types: tuple[FilterName, ...]
+    order: tuple[int, int]
+    cutoff_hz: tuple[float, float]
+
+    def check(self, where: str) -> None:
+        _require(len(self.types) > 0, f"{where}.types: name at least one of {', '.join(FILTERS)}")
+        _range(f"{where}.order", self.order, 1)
+        _range(f"{where}.cutoff_hz", self.cutoff_hz, 1)
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """`noise`: the training degradation's noise (audiosr.degrade)."""
+
+    type: Literal[NOISE_TYPES]  # type: ignore[valid-type]
+    tone_amplitude: tuple[float, float]
+    tone_hz: tuple[float, float]
+    gaussian_amplitude: tuple[float, float]
+
+    def check(self, where: str) -> None:
+        for name in ("tone_amplitude", "tone_hz", "gaussian_amplitude"):
+            _range(f"{where}.{name}", getattr(self, name), 0)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """`eval`: the fixed evaluation protocol (audiosr.evaluate)."""
+
+    cutoffs_hz: tuple[float, ...]
+    filters: tuple[FilterName, ...]
+    order: int
+    noises: tuple[Literal[EVAL_NOISES], ...]  # type: ignore[valid-type]
+    tone_amplitude: float
+    tone_hz: float
+    gaussian_amplitude: float
+    clips: int
+    steps: int
+    guidance: float
+    precision: Literal[PRECISIONS]  # type: ignore[valid-type]
+    perceptual: bool
+    seed: int
+
+    def check(self, where: str) -> None:
+        for name in ("cutoffs_hz", "filters", "noises"):
+            _require(len(getattr(self, name)) > 0, f"{where}.{name}: needs at least one value")
+        _require(self.clips >= 1 and self.steps >= 1, f"{where}.clips and {where}.steps must be at least 1")
+
+
+# --- the model blocks -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The keys every model block has (audiosr.train.loop), and `arch`: the profile's architecture with
+    the block's overrides (not a key of its own)."""
+
+    steps: int
+    batch: int
+    lr: float
+    warmup: int
+    betas: tuple[float, float]  # AdamW's
+    weight_decay: float
+    grad_clip: float  # gradient norm clipping
+    validate_every: int
+    seed: int
+    arch: dict
+
+    def check(self, where: str) -> None:
+        _require(self.steps >= 1 and self.batch >= 1, f"{where}.steps and {where}.batch must be at least 1")
+        _require(self.lr > 0 and self.grad_clip > 0, f"{where}.lr and {where}.grad_clip must be positive")
+        _require(self.warmup >= 0 and self.validate_every >= 1,
+                 f"{where}.warmup must be >= 0 and {where}.validate_every >= 1")
+        _require(all(0 <= b < 1 for b in self.betas), f"{where}.betas: {list(self.betas)} must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class VAEConfig(TrainingConfig):
+    """`vae`: L1 + KL, a patch discriminator from `adv_start` (audiosr.train.vae)."""
+
+    crop_frames: int
+    kl_weight: float
+    adv_weight: float
+    adv_start: int
+    disc_channels: int
+
+
+@dataclass(frozen=True)
+class VocoderConfig(TrainingConfig):
+    """`vocoder`: mel L1, then adversarial + feature matching from `adv_start` (audiosr.train.vocoder).
+    `arch` carries `hop`, the mel hop (derived, not a key)."""
+
+    crop_frames: int
+    mel_weight: float
+    adv_weight: float
+    fm_weight: float
+    adv_start: int
+    discriminators: tuple[Literal["mpd", "msd", "mrd"], ...]
+    disc_channels_scale: float
+
+
+@dataclass(frozen=True)
+class LDMConfig(TrainingConfig):
+    """`ldm`: v-prediction with condition dropout and EMA (audiosr.train.ldm)."""
+
+    crop_frames: int
+    cond_drop: float
+    ema_decay: float
+    validate_timesteps: tuple[int, ...]  # diffusion steps at which the validation loss is measured
+
+    def check(self, where: str) -> None:
+        super().check(where)
+        _require(0 <= self.cond_drop < 1, f"{where}.cond_drop must be in [0, 1)")
+        _require(len(self.validate_timesteps) > 0, f"{where}.validate_timesteps: needs at least one step")
+
+
+MODEL_BLOCKS: dict[str, type[TrainingConfig]] = {"vae": VAEConfig, "vocoder": VocoderConfig, "ldm": LDMConfig}
+
+
+def _check_arch(override: dict, base: dict, where: str) -> dict:
+    """The architecture overrides of a model block, checked against the profile's keys and value types."""
+    out = {}
+    for key, value in override.items():
+        if key not in base:
+            raise _unknown(where, key, list(base))
+        ref = base[key]
+        if isinstance(ref, dict):
+            out[key] = _check_arch(coerce(value, dict, f"{where}.{key}"), ref, f"{where}.{key}")
+        elif isinstance(ref, list):
+            inner = type(ref[0]) if ref and not isinstance(ref[0], list) else Any
+            out[key] = coerce(value, list[inner], f"{where}.{key}")
+        else:
+            out[key] = coerce(value, type(ref), f"{where}.{key}")
+    return out
+
+
+def model_block(name: str, value: Any, profile: str, mel_hop: int | None = None) -> TrainingConfig:
+    """The typed `vae` / `vocoder` / `ldm` block: training keys, plus overrides of the profile's
+    architecture keys; `mel_hop` (the vocoder only) becomes its arch's `hop`."""
+    cls = MODEL_BLOCKS[name]
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, dict):
+        raise ParamsError(f"{FILE}: {name}: expected a mapping of keys, got {_got(value)}")
+    if profile not in PROFILES:
+        raise ParamsError(f"{FILE}: profile: {profile!r} is not one of {', '.join(PROFILES)}")
+    base = PROFILES[profile][name]
+    keys = tuple(f.name for f in dataclasses.fields(cls) if f.name != "arch")
+    training = {k: v for k, v in value.items() if k in keys}
+    extra = {k: v for k, v in value.items() if k not in keys}
+    for key in extra:
+        if key not in base:
+            raise _unknown(name, key, [*keys, *base])
+    arch = resolve(profile, name, _check_arch(extra, base, name))
+    if name == "vocoder":
+        if mel_hop is None:
+            raise ValueError("config: the vocoder block needs the mel hop")
+        arch["hop"] = mel_hop
+        if arch.get("arch") not in arch:
+            raise ParamsError(f"{FILE}: vocoder.arch: {arch.get('arch')!r} is not one of hifigan, istft")
+        if arch["arch"] == "hifigan":
+            rates = arch["hifigan"]["upsample_rates"]
+            _require(math.prod(rates) == mel_hop,
+                     f"vocoder.hifigan.upsample_rates: {rates} multiply to {math.prod(rates)}, but must multiply to "
+                     f"mel.hop ({mel_hop})")
+        else:
+            _require(arch["istft"]["n_fft"] >= mel_hop,
+                     f"vocoder.istft.n_fft: {arch['istft']['n_fft']} must be at least mel.hop ({mel_hop})")
+    missing = [k for k in keys if k not in training]
+    if missing:
+        raise ParamsError(f"{FILE}: {name} lacks {', '.join(f'{name}.{k}' for k in missing)}")
+    hints = _hints(cls)
+    cfg = cls(**{k: coerce(training[k], hints[k], f"{name}.{k}") for k in keys}, arch=arch)
+    cfg.check(name)
+    return cfg
+
+
+# --- the whole file -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Params:
+    """params.yaml, every block typed."""
+
+    profile: Literal[tuple(PROFILES)]  # type: ignore[valid-type]
+    data: DataConfig
+    split: SplitConfig
+    audio: AudioConfig
+    mel: MelConfig
+    filter: FilterConfig
+    noise: NoiseConfig
+    seed: int
+    vae: VAEConfig
+    vocoder: VocoderConfig
+    ldm: LDMConfig
+    eval: EvalConfig
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Params:
+        if not isinstance(raw, dict):
+            raise ParamsError(f"{FILE}: expected a mapping of blocks, got {_got(raw)}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in raw:
+            if key not in names:
+                raise _unknown("", key, names)
+        missing = [k for k in names if k not in raw]
+        if missing:
+            raise ParamsError(f"{FILE}: lacks the block(s) {', '.join(missing)}")
+        hints = _hints(cls)
+        profile = coerce(raw["profile"], hints["profile"], "profile")
+        mel = block(MelConfig, raw["mel"], "mel", MEL_KEYS)
+        out: dict[str, Any] = {"profile": profile, "mel": mel}
+        for name in names:
+            if name in MODEL_BLOCKS:
+                out[name] = model_block(name, raw[name], profile, mel.hop)
+            elif name not in out:
+                out[name] = coerce(raw[name], hints[name], name)
+        return cls(**out)
+
+    @classmethod
+    def load(cls, path: str | Path = "params.yaml") -> Params:
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: not found; run stages from the repository root")
+        return cls.from_dict(yaml.safe_load(path.read_text()) or {})
+
+    def to_dict(self) -> dict:
+        """Every param as used: the model blocks with their resolved `arch` (what MLflow logs)."""
+        out = to_dict(self)
+        out["mel"] = {k: out["mel"][k] for k in MEL_KEYS}
+        return out
+
+
+def mel_dict(mel: MelConfig) -> dict:
+    """The `mel` block's keys of a MelConfig (for logging)."""
+    return {k: getattr(mel, k) for k in MEL_KEYS}
