@@ -1,7 +1,9 @@
 """Named architecture sizes (`profile: small | full` in params.yaml).
 
 A profile gives the keyword arguments of each model's constructor. Any key can be overridden in
-params.yaml under the model's own block (`vae.channels: 48`); `resolve` merges the two.
+params.yaml under the model's own block (`vae.channels: 48`); `resolve` merges the two, and
+audiosr.config checks the overrides (an unknown key or a value of another type is an error). The
+vocoder's hop is not a profile key: it is the mel's (`mel.hop`), added by audiosr.config.
 `small` trains on a 2-core CPU in minutes; `full` is AudioSR's sizes, for a GPU (pair it with
 `mel.n_mels: 256`, which lives in the `mel` block because the data stages depend on it).
 """
@@ -82,7 +84,8 @@ def resolve(profile: str, section: str, overrides: dict | None = None) -> dict:
     """The architecture of `section` ('vae', 'ldm', 'vocoder') for `profile`, with overrides.
 
     Only keys the profile defines are taken from `overrides`, so training settings that live in the
-    same params block (lr, steps...) do not leak into a constructor.
+    same params block (lr, steps...) do not leak into a constructor (audiosr.config has already refused
+    any key that is neither).
     """
     if profile not in PROFILES:
         raise ValueError(f"profile: unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
