@@ -41,11 +41,8 @@ from audiosr.audio import SAMPLE_RATE, AudioError, MelConfig, log_mel
 from audiosr.data.store import atomic_dir, write_json
 from audiosr.metrics import CUTOFF_ENERGY
 from audiosr.models.diffusion import SAMPLERS, Schedule, guided
+from audiosr.models.load import load_model, load_unet, load_vae, load_vocoder
 from audiosr.tracking import repo_root, tracking_uri
-from audiosr.train.checkpoint import load_model
-from audiosr.train.ldm import load_unet
-from audiosr.train.vae import load_vae
-from audiosr.train.vocoder import load_vocoder
 
 VERSION = 1
 PARTS = ("vae", "ldm", "vocoder")

@@ -5,7 +5,7 @@ Multi-process: torchrun --nproc_per_node N stages/train_ldm.py
 
 from audiosr.config import Params, to_dict
 from audiosr.data.store import SegmentSet
-from audiosr.train.checkpoint import load_model
+from audiosr.models.load import load_model
 from audiosr.train.ldm import LDMTask
 from audiosr.train.runner import train_stage
 

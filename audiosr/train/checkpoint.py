@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from audiosr.data.store import atomic_dir, write_json
+from audiosr.models.load import load_model as load_model  # a model folder's reader lives with the models
 
 
 def fingerprint(obj: dict) -> str:
@@ -121,12 +122,3 @@ def save_model(path: Path, state: dict[str, torch.Tensor], config: dict) -> None
     with atomic_dir(path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
         write_json(tmp / "config.json", config)
-
-
-def load_model(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """(state dict, config) of a model folder; a clear error when a part is missing."""
-    path = Path(path)
-    missing = [n for n in ("model.safetensors", "config.json") if not (path / n).exists()]
-    if missing:
-        raise FileNotFoundError(f"{path}: missing {', '.join(missing)}; train it first (dvc repro) or fix the path")
-    return load_file(str(path / "model.safetensors")), json.loads((path / "config.json").read_text())

@@ -18,10 +18,10 @@ from audiosr.config import LDMConfig
 from audiosr.data.datasets import draw_crops
 from audiosr.data.store import SegmentSet
 from audiosr.models.diffusion import Schedule, guided, sample_dpmpp_2m
+from audiosr.models.load import load_vae
 from audiosr.models.unet import build_unet
 from audiosr.train.distributed import Dist
 from audiosr.train.loop import batch_rng, clip_and_step, rank_slice
-from audiosr.train.vae import load_vae
 
 VERSION = 1
 
@@ -144,9 +144,3 @@ class LDMTask:
                   "schedule": {"num_steps": self.schedule.num_steps, "kind": "cosine_zero_terminal_snr",
                                "prediction": "v"}, "steps": self.cfg.steps}
         return self.ema.state_dict(), config
-
-
-def load_unet(state: dict, config: dict, device: torch.device) -> torch.nn.Module:
-    unet = build_unet(config["arch"], int(config["latent_channels"]))
-    unet.load_state_dict(state)
-    return unet.to(device).eval()

@@ -15,7 +15,7 @@ from audiosr.audio import MelConfig
 from audiosr.config import VAEConfig
 from audiosr.data.datasets import draw_crops, mel_crops
 from audiosr.data.store import SegmentSet
-from audiosr.models.vae import VAE, PatchDiscriminator, build_vae, d_hinge_loss, g_hinge_loss, kl_loss
+from audiosr.models.vae import PatchDiscriminator, build_vae, d_hinge_loss, g_hinge_loss, kl_loss
 from audiosr.train.distributed import Dist
 from audiosr.train.loop import batch_rng, clip_and_step, rank_slice
 
@@ -109,9 +109,3 @@ class VAETask:
                   "mel": self.mel.to_dict(), "scale": 1.0 / self.latent_std(), "factor": self.vae.factor,
                   "latent_channels": self.arch["latent_channels"], "steps": self.cfg.steps}
         return self.vae.state_dict(), config
-
-
-def load_vae(state: dict, config: dict, device: torch.device) -> VAE:
-    vae = build_vae(config["arch"], config["n_mels"])
-    vae.load_state_dict(state)
-    return vae.to(device).eval()

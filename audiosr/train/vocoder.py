@@ -107,9 +107,3 @@ class VocoderTask:
         config = {"kind": "vocoder", "version": VERSION, "arch": self.arch, "n_mels": self.mel.n_mels,
                   "mel": self.mel.to_dict(), "steps": self.cfg.steps}
         return self.gen.state_dict(), config
-
-
-def load_vocoder(state: dict, config: dict, device: torch.device) -> torch.nn.Module:
-    gen = build_vocoder(config["arch"], config["n_mels"])
-    gen.load_state_dict(state)
-    return gen.to(device).eval()
