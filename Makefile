@@ -1,6 +1,7 @@
 # Two entry points that do all set-up on a fresh machine:
 #   make run   -> .venv + install + dvc repro (the whole pipeline on the built-in data)
 #   make test  -> .venv + install + pytest
+#   make lint  -> ruff check and ruff format --check (CI runs it before the tests)
 # The install runs once; .venv/.install-stamp records it (delete it to reinstall).
 
 PYTHON ?= python3
@@ -39,8 +40,10 @@ run: $(STAMP) debian-packages
 test: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q
 
+LINTED := audiosr stages tests benchmarks .ci
 lint: $(STAMP)
-	$(BIN)/ruff check audiosr stages tests benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_data.py --minutes 30

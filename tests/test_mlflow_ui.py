@@ -78,5 +78,13 @@ def test_mlflow_server_shows_the_pipeline_runs(project, tmp_path) -> None:
             assert r.read(4) == b"RIFF"  # the UI's player gets a real wav
     finally:
         server.terminate()
-        server.wait(timeout=30)
-    assert server.returncode is not None
+        try:
+            code = server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            raise
+    # a clean shutdown: `mlflow server` forwards SIGTERM to its uvicorn workers and exits 0 once they
+    # stopped, and nothing is left listening on the port (an orphaned worker would still answer)
+    assert code == 0, server.stdout.read()[-3000:]
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()

@@ -80,8 +80,17 @@ def test_runs_are_tracked_in_the_repo_store(repo) -> None:
     tags = dict(db.execute("select t.key, t.value from tags t join runs r on r.run_uuid = t.run_uuid "
                            "where r.name = 'workspace/degrade'"))
     assert tags["stage"] == "degrade" and len(tags["dvc.baseline_rev"]) == 40
-    metrics = {r[0] for r in db.execute("select key from metrics")}
-    assert {"tracks", "duration_s", "train/segments", "train/filter/chebyshev"} & metrics
+    logged: dict[str, dict[str, float]] = {}
+    for run, key, value in db.execute("select r.name, m.key, m.value from metrics m join runs r "
+                                      "on r.run_uuid = m.run_uuid where r.name like 'workspace/%'"):
+        logged.setdefault(run.split("/")[1], {})[key] = value
+    assert {"tracks", "tracks_skipped", "seconds"} <= set(logged["fetch"])
+    assert {f"{s}/{k}" for s in ("train", "valid", "test") for k in ("tracks", "segments", "seconds")} <= set(
+        logged["segment"])
+    degrade = logged["degrade"]
+    assert {"train/segments", "valid/segments"} <= set(degrade)
+    # every degraded segment is counted under the filter drawn for it
+    assert sum(v for k, v in degrade.items() if k.startswith("train/filter/")) == degrade["train/segments"] > 0
     assert (dest / "mlartifacts").is_dir()
 
 

@@ -6,15 +6,19 @@ import os
 import shutil
 import sqlite3
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from audiosr.config import Params
+from audiosr.data.store import SegmentSet
 from audiosr.train import loop
 from audiosr.train.checkpoint import load_checkpoint, load_model, save_checkpoint, save_model
 from audiosr.train.distributed import Dist
+from audiosr.train.ldm import LDMTask
 from tests.conftest import ROOT, copy_project, run_stage, stage
 
 
@@ -122,11 +126,25 @@ def test_torchrun_two_processes_match_one(project, tmp_path) -> None:
     shutil.rmtree(wd / "checkpoints" / "ldm")  # train from scratch, not from the finished checkpoint
     out = run_stage([*torchrun, str(ROOT / "stages" / "train_ldm.py")], wd, env).stderr
     two = load_file(str(wd / "models/ldm/model.safetensors"))
-    assert one.keys() == two.keys()
+    init = initial_ldm(wd)
+    assert one.keys() == two.keys() == init.keys()
+    moved = max(float((one[k] - init[k]).abs().max()) for k in one)
     worst = max(float((one[k] - two[k]).abs().max()) for k in one)
-    assert worst < 1e-4, (worst, out)
-    changed = max(float((one[k] - torch.zeros_like(one[k])).abs().max()) for k in one)
-    assert changed > 0
+    # the tiny training (6 warm-up steps at a small lr, then EMA) moves the weights by about 1e-4, so the
+    # runs must agree to a hundredth of that: an absolute 1e-4 would pass had neither run trained at all
+    assert moved > 1e-5, moved
+    assert worst < 1e-2 * moved, (worst, moved, out)
+
+
+def initial_ldm(wd: Path) -> dict[str, torch.Tensor]:
+    """The exported U-Net of the ldm stage before its first step: the task built as the stage builds it
+    (same params, VAE, data and seed)."""
+    params = Params.load(wd / "params.yaml")
+    vae_state, vae_cfg = load_model(wd / "models/vae")
+    sets = [SegmentSet.open(wd / "data" / name) for name in
+            ("pairs/train", "segments/train", "pairs/valid", "segments/valid")]
+    state, _ = LDMTask(params.ldm, vae_state, vae_cfg, *sets, Dist()).export()
+    return {k: v.detach().cpu() for k, v in state.items()}
 
 
 @pytest.mark.slow
