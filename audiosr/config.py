@@ -58,8 +58,11 @@ def _unknown(where: str, key: str, known: list[str]) -> ParamsError:
         return ParamsError(f"{FILE}: {full} is not a known key: it is derived from {DERIVED[full]}")
     near = difflib.get_close_matches(str(key), [str(k) for k in known], n=1, cutoff=0.6)
     what = "key" if where else "block"
-    hint = f"; did you mean {f'{where}.{near[0]}' if where else near[0]}?" if near else \
-        f"; known: {', '.join(map(str, known))}"
+    hint = (
+        f"; did you mean {f'{where}.{near[0]}' if where else near[0]}?"
+        if near
+        else f"; known: {', '.join(map(str, known))}"
+    )
     return ParamsError(f"{FILE}: {full} is not a known {what}{hint}")
 
 
@@ -228,8 +231,10 @@ class SplitConfig:
 
     def check(self, where: str) -> None:
         _require(self.valid_tracks >= 0, f"{where}.valid_tracks must be >= 0")
-        _require(min(self.proportions) >= 0 and sum(self.proportions) > 0 and self.proportions[0] > 0,
-                 f"{where}.proportions: {list(self.proportions)} must be three non-negative numbers, train > 0")
+        _require(
+            min(self.proportions) >= 0 and sum(self.proportions) > 0 and self.proportions[0] > 0,
+            f"{where}.proportions: {list(self.proportions)} must be three non-negative numbers, train > 0",
+        )
 
 
 @dataclass(frozen=True)
@@ -319,8 +324,10 @@ class TrainingConfig:
     def check(self, where: str) -> None:
         _require(self.steps >= 1 and self.batch >= 1, f"{where}.steps and {where}.batch must be at least 1")
         _require(self.lr > 0 and self.grad_clip > 0, f"{where}.lr and {where}.grad_clip must be positive")
-        _require(self.warmup >= 0 and self.validate_every >= 1,
-                 f"{where}.warmup must be >= 0 and {where}.validate_every >= 1")
+        _require(
+            self.warmup >= 0 and self.validate_every >= 1,
+            f"{where}.warmup must be >= 0 and {where}.validate_every >= 1",
+        )
         _require(all(0 <= b < 1 for b in self.betas), f"{where}.betas: {list(self.betas)} must be in [0, 1)")
 
 
@@ -410,12 +417,16 @@ def model_block(name: str, value: Any, profile: str, mel_hop: int | None = None)
             raise ParamsError(f"{FILE}: vocoder.arch: {arch.get('arch')!r} is not one of hifigan, istft")
         if arch["arch"] == "hifigan":
             rates = arch["hifigan"]["upsample_rates"]
-            _require(math.prod(rates) == mel_hop,
-                     f"vocoder.hifigan.upsample_rates: {rates} multiply to {math.prod(rates)}, but must multiply to "
-                     f"mel.hop ({mel_hop})")
+            _require(
+                math.prod(rates) == mel_hop,
+                f"vocoder.hifigan.upsample_rates: {rates} multiply to {math.prod(rates)}, but must multiply to "
+                f"mel.hop ({mel_hop})",
+            )
         else:
-            _require(arch["istft"]["n_fft"] >= mel_hop,
-                     f"vocoder.istft.n_fft: {arch['istft']['n_fft']} must be at least mel.hop ({mel_hop})")
+            _require(
+                arch["istft"]["n_fft"] >= mel_hop,
+                f"vocoder.istft.n_fft: {arch['istft']['n_fft']} must be at least mel.hop ({mel_hop})",
+            )
     missing = [k for k in keys if k not in training]
     if missing:
         raise ParamsError(f"{FILE}: {name} lacks {', '.join(f'{name}.{k}' for k in missing)}")

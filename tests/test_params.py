@@ -61,11 +61,17 @@ TYPOS = [  # (where, typo, the key it should name)
 
 @pytest.mark.parametrize(("where", "typo", "near"), TYPOS, ids=[f"{w}.{t}" if w else t for w, t, _ in TYPOS])
 def test_a_typo_names_the_nearest_key(where, typo, near) -> None:
-    raw = changed(f"{where}.{typo}" if where else typo, 1) if where != "vocoder.istft" else \
-        changed("vocoder.istft", {typo: 1})
+    raw = (
+        changed(f"{where}.{typo}" if where else typo, 1)
+        if where != "vocoder.istft"
+        else changed("vocoder.istft", {typo: 1})
+    )
     full = f"{where}.{typo}" if where else typo
-    with pytest.raises(ParamsError, match=rf"^params\.yaml: {full} is not a known (key|block); did you mean "
-                                          rf"{near}\?$"):
+    with pytest.raises(
+        ParamsError,
+        match=rf"^params\.yaml: {full} is not a known (key|block); did you mean "
+        rf"{near}\?$",
+    ):
         Params.from_dict(raw)
 
 
@@ -123,8 +129,7 @@ def test_the_vocoder_hop_is_the_mel_hop() -> None:
     hifigan = changed("vocoder.arch", "hifigan", changed("mel.hop", 240))
     with pytest.raises(ParamsError, match=r"upsample_rates: \[6, 5, 4, 2, 2\] multiply to 480.*mel\.hop \(240\)"):
         Params.from_dict(hifigan)
-    ok = changed("vocoder.hifigan", {"upsample_rates": [6, 5, 4, 2], "upsample_kernel_sizes": [12, 10, 8, 4]},
-                 hifigan)
+    ok = changed("vocoder.hifigan", {"upsample_rates": [6, 5, 4, 2], "upsample_kernel_sizes": [12, 10, 8, 4]}, hifigan)
     assert Params.from_dict(ok).vocoder.arch["hifigan"]["upsample_rates"] == [6, 5, 4, 2]
 
 

@@ -46,8 +46,11 @@ class Interrupted(VAETask):
 
 
 def metrics(db, name: str) -> dict[str, list[tuple[int, float]]]:
-    rows = db.execute("select m.key, m.step, m.value from metrics m join runs r on m.run_uuid = r.run_uuid "
-                      "where r.name = ? and r.status = 'FINISHED'", (name,)).fetchall()
+    rows = db.execute(
+        "select m.key, m.step, m.value from metrics m join runs r on m.run_uuid = r.run_uuid "
+        "where r.name = ? and r.status = 'FINISHED'",
+        (name,),
+    ).fetchall()
     out: dict[str, list] = {}
     for key, step, value in rows:
         out.setdefault(key, []).append((step, value))
@@ -83,8 +86,12 @@ def test_metrics_add_up_over_a_resumed_training(workdir) -> None:
     assert logged["total/steps"] == [(STEPS, STEPS)]
     assert logged["total/seconds"] == [(STEPS, pytest.approx(on_disk["seconds"], abs=1e-5))]
     # the architecture as used (profile keys resolved, the params' override) is logged with the run
-    params = dict(db.execute("select p.key, p.value from params p join runs r on p.run_uuid = r.run_uuid "
-                             "where r.name = 'workspace/train_vae' and r.status = 'FINISHED'").fetchall())
+    params = dict(
+        db.execute(
+            "select p.key, p.value from params p join runs r on p.run_uuid = r.run_uuid "
+            "where r.name = 'workspace/train_vae' and r.status = 'FINISHED'"
+        ).fetchall()
+    )
     assert params["vae.arch.channels"] == "8" and params["vae.arch.multipliers"] == "[1, 2, 4]"
     assert params["vae.betas"] == "[0.5, 0.9]" and "vae.channels" not in params
 
