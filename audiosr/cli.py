@@ -1,5 +1,5 @@
 """The `audiosr` command: `degrade` makes test inputs, `upsample` restores files with a trained model,
-`info` describes a model. Thin: the work is in audiosr.degrade and audiosr.pipeline."""
+`info` describes a model. Thin: the work is in audiosr.degrade and audiosr.inference."""
 
 from __future__ import annotations
 
@@ -14,19 +14,9 @@ import typer
 from audiosr import degrade as deg
 from audiosr import plots
 from audiosr.audio import SAMPLE_RATE, AudioError, read, write
-from audiosr.pipeline import (
-    DEFAULT_GUIDANCE,
-    DEFAULT_STEPS,
-    OUTPUT_RATES,
-    PARTS,
-    PRECISIONS,
-    FileResult,
-    ModelError,
-    Pipeline,
-    Spectrograms,
-    describe,
-    resolve_model,
-)
+from audiosr.inference.model import PARTS, ModelError, describe, resolve_model
+from audiosr.inference.restore import DEFAULT_GUIDANCE, DEFAULT_STEPS, OUTPUT_RATES, PRECISIONS, FileResult, Pipeline
+from audiosr.inference.spectrogram import Spectrograms
 from audiosr.progress import bar
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audio super-resolution tools.")

@@ -7,7 +7,7 @@ compared on identical inputs. The degraded inputs are quantised to 16 bits, as i
 
 Systems: `unprocessed` (the degraded input), `gt_vocoder` (vocoder on the clean mel: the ceiling of
 any mel pipeline), `gt_vae` (VAE round trip + vocoder), `model` (the full pipeline, no replacement)
-and `model_lfr` (with low-frequency replacement). Inference runs through `audiosr.pipeline.Pipeline`,
+and `model_lfr` (with low-frequency replacement). Inference runs through `audiosr.inference.Pipeline`,
 the object `audiosr upsample` uses.
 """
 
@@ -27,8 +27,9 @@ from audiosr import metrics
 from audiosr.audio import SAMPLE_RATE, from_int16, log_mel, to_int16
 from audiosr.config import EvalConfig, block
 from audiosr.data.store import SegmentSet
+from audiosr.inference.merge import replace_low_band
+from audiosr.inference.restore import Pipeline
 from audiosr.parallel import pool_map
-from audiosr.pipeline import Pipeline, replace_low_band
 
 SYSTEMS = ("unprocessed", "gt_vocoder", "gt_vae", "model", "model_lfr")
 HEADLINE = ("lsd", "lsd_hf", "lsd_lf", "si_sdr", "visqol", "pesq")

@@ -56,10 +56,10 @@ def random_pipeline(profile: str, out: Path) -> Path:
     import torch
 
     from audiosr.audio import MelConfig
+    from audiosr.inference.model import package
     from audiosr.models.unet import build_unet
     from audiosr.models.vae import build_vae
     from audiosr.models.vocoder import build_vocoder
-    from audiosr.pipeline import package
     from audiosr.profiles import resolve
     from audiosr.train.checkpoint import save_model
 
@@ -86,7 +86,7 @@ def child(args: argparse.Namespace) -> None:
 
     import torch
 
-    from audiosr.pipeline import Pipeline
+    from audiosr.inference.restore import Pipeline
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -122,7 +122,8 @@ def main() -> None:
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--input", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    from audiosr.pipeline import DEFAULT_GUIDANCE, DEFAULT_STEPS, default_model
+    from audiosr.inference.model import default_model
+    from audiosr.inference.restore import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
     args.steps = DEFAULT_STEPS if args.steps is None else args.steps
     args.guidance = DEFAULT_GUIDANCE if args.guidance is None else args.guidance

@@ -9,8 +9,9 @@ from audiosr.audio import SAMPLE_RATE, log_mel, write
 from audiosr.config import Params, to_dict
 from audiosr.data.store import SegmentSet
 from audiosr.evaluate import evaluate, summarise
+from audiosr.inference.model import ModelError
+from audiosr.inference.restore import Pipeline
 from audiosr.params import workers
-from audiosr.pipeline import ModelError, Pipeline
 from audiosr.progress import bar
 from audiosr.tracking import flatten, log_summary, stage_run
 from audiosr.train.distributed import pick_device

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from audiosr.config import Params
 from audiosr.data.store import SegmentSet
-from audiosr.pipeline import log_to_mlflow, package
+from audiosr.inference.model import log_to_mlflow, package
 from audiosr.tracking import stage_run
 
 OUT = Path("models/pipeline")

@@ -14,14 +14,17 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from audiosr import pipeline as pl
 from audiosr.audio import SAMPLE_RATE, MelConfig, resample
 from audiosr.cli import app
+from audiosr.inference.cutoff import analyse
+from audiosr.inference.merge import SILENCE, BandMerger, merge_bands, replace_low_band
+from audiosr.inference.model import ModelError, log_to_mlflow, package
+from audiosr.inference.restore import Pipeline
+from audiosr.inference.stream import BLOCK
 from audiosr.metrics import detect_cutoff
 from audiosr.models.unet import build_unet
 from audiosr.models.vae import build_vae
 from audiosr.models.vocoder import build_vocoder
-from audiosr.pipeline import ModelError, Pipeline, merge_bands, replace_low_band
 from audiosr.train.checkpoint import save_model
 
 SEGMENT_FRAMES = 64  # 0.64 s windows, 0.06 s overlap (a tenth)
@@ -44,8 +47,8 @@ def build_tiny(root: Path) -> Path:
                                                 "factor": 2, "latent_channels": 4})
     save_model(root / "ldm", unet.state_dict(), {**common, "kind": "ldm", "arch": ldm_arch, "latent_channels": 4})
     save_model(root / "vocoder", vocoder.state_dict(), {**common, "kind": "vocoder", "arch": voc_arch, "mel": mel})
-    pl.package(root, root / "pipeline", extra={"segment_frames": SEGMENT_FRAMES,
-                                               "training_data": {"source": "synthetic", "segments": 0}})
+    package(root, root / "pipeline", extra={"segment_frames": SEGMENT_FRAMES,
+                                            "training_data": {"source": "synthetic", "segments": 0}})
     return root / "pipeline"
 
 
@@ -104,7 +107,7 @@ def test_long_tone_has_no_seams(pipe) -> None:
     limit = 1.02 * np.abs(np.diff(x)).max()
     for r in regions:
         assert np.abs(np.diff(y[r])).max() <= limit
-    blocks = [slice(b - 600, b + 600) for b in range(pl.BLOCK, len(x), pl.BLOCK)]
+    blocks = [slice(b - 600, b + 600) for b in range(BLOCK, len(x), BLOCK)]
     for r in blocks:
         assert np.abs(np.diff(y[r])).max() <= limit
     mid = slice(2048, -2048)  # away from the signal's own edges
@@ -192,11 +195,11 @@ def test_bf16_is_close_to_fp32(model_dir, pipe) -> None:
 
 def test_streamed_merge_equals_whole_merge() -> None:
     rng = np.random.default_rng(0)
-    n = 2 * pl.BLOCK + 12_345
+    n = 2 * BLOCK + 12_345
     x, y = rng.standard_normal((2, n)).astype(np.float32), rng.standard_normal((2, n)).astype(np.float32)
     x[:, 100_000:150_000] = 0  # a silent stretch: the gate
-    whole = merge_bands(x, y, [170, 40], pl.SILENCE)
-    merger = pl._BandMerger([170, 40], n)
+    whole = merge_bands(x, y, [170, 40], SILENCE)
+    merger = BandMerger([170, 40], n)
     parts, edges = [], [0, 5000, 5001, 140_000, 262_144, 270_000, n]
     for a, b in zip(edges[:-1], edges[1:], strict=True):
         parts += list(merger.push(x[:, a:b], y[:, a:b]))
@@ -212,7 +215,7 @@ def test_streamed_cutoff_matches_detect_cutoff() -> None:
     noise = np.random.default_rng(0).standard_normal(3 * SAMPLE_RATE).astype(np.float32)
     for cutoff in (3000.0, 9000.0):
         x = lowpass(noise, SAMPLE_RATE, "chebyshev", 8, cutoff)
-        streamed = pl.analyse((x[None, i : i + 10_000] for i in range(0, len(x), 10_000)), 1).cutoff_hz[0]
+        streamed = analyse((x[None, i : i + 10_000] for i in range(0, len(x), 10_000)), 1).cutoff_hz[0]
         assert abs(streamed - detect_cutoff(x)) <= 2 * SAMPLE_RATE / 2048
 
 
@@ -323,7 +326,7 @@ def test_model_from_mlflow_run(tmp_path, model_dir, monkeypatch) -> None:
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = mlflow.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
     with mlflow.start_run(experiment_id=exp):
-        uri = pl.log_to_mlflow(model_dir, mlflow, register="tiny-sr")
+        uri = log_to_mlflow(model_dir, mlflow, register="tiny-sr")
         mlflow.log_metric("lsd", 1.25)
     src = write(tmp_path / "a.wav", music(30_000), 44_100)
     r = run("upsample", src, "--model", uri, *STEPS)

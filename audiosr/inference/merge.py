@@ -1,0 +1,126 @@
+"""Joining restored windows and keeping the input's own low band.
+
+Neighbouring windows are joined by an equal-power crossfade normalised by their correlation in the
+overlap (above the cutoff), which keeps the level for uncorrelated and for identical content alike.
+Then the input's own spectrum is kept below its cutoff and the generated one above it (low-frequency
+replacement), and STFT frames where the input is silent get no generated band, so silence stays
+silence; over a stream this gives the same samples as merging the whole signals at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from audiosr.audio import SAMPLE_RATE
+from audiosr.inference.stream import BLOCK
+
+LFR_FFT = 2048  # low-frequency replacement STFT: Hann 2048, hop 512 (AudioSR's post-processing)
+# -80 dBFS: a window whose peak is below it is not run, an STFT frame whose RMS is below it gets no generated band
+SILENCE = 1e-4
+
+
+def cutoff_bin(cutoff_hz: float, n_fft: int) -> int:
+    """The rfft bin of an n_fft-point transform at 48 kHz nearest the cutoff: the first one taken from above."""
+    return int(round(cutoff_hz / (SAMPLE_RATE / n_fft)))
+
+
+class Crossfade:
+    """Joins consecutive restored windows (C, seg) that overlap by `ov` samples into one stream.
+
+    Equal-power fades (cos, sin) normalised by the correlation r of the two windows in the overlap:
+    a = cos / sqrt(1 + 2 r cos sin), b = sin / sqrt(...), so E[(a x + b y)²] keeps the level for
+    uncorrelated (r = 0: plain equal power) and identical (r = 1: a + b = 1) content. r is measured on
+    the band the output keeps (bins from `bins[c]` up; 0: all), clipped to [0, 1].
+    """
+
+    def __init__(self, ov: int, bins: list[int]):
+        self.ov, self.bins = ov, bins
+        theta = 0.5 * np.pi * (np.arange(ov) + 0.5) / ov
+        self.fade_out, self.fade_in = np.cos(theta), np.sin(theta)
+        self.tail: np.ndarray | None = None
+
+    def correlation(self, x: np.ndarray, y: np.ndarray, lo: int) -> float:
+        """x, y: (ov,) -> correlation of their parts above rfft bin `lo` (Parseval on one rfft each)."""
+        fx, fy = np.fft.rfft(x.astype(np.float64))[lo:], np.fft.rfft(y.astype(np.float64))[lo:]
+        den = math.sqrt(float(np.sum(np.abs(fx) ** 2) * np.sum(np.abs(fy) ** 2)))
+        return 0.0 if den == 0 else float(np.clip(np.real(np.sum(fx * np.conj(fy))) / den, 0.0, 1.0))
+
+    def add(self, window: np.ndarray, first: bool, last: bool) -> np.ndarray:
+        """The next window (C, seg) -> the samples it completes: from its start (the overlap with the
+        previous window, joined) up to the start of its own tail (all of it when `last`)."""
+        window = window.astype(np.float64)
+        head = window[:, : self.ov].copy()
+        if not first:
+            for c in range(len(window)):
+                r = self.correlation(self.tail[c], head[c], self.bins[c])
+                norm = np.sqrt(1.0 + 2.0 * r * self.fade_out * self.fade_in)
+                head[c] = (self.tail[c] * self.fade_out + head[c] * self.fade_in) / norm
+        body = window[:, self.ov :] if last else window[:, self.ov : -self.ov]
+        self.tail = None if last else window[:, -self.ov :]
+        return np.concatenate([head, body], axis=1).astype(np.float32)
+
+
+def merge_bands(x: np.ndarray, y: np.ndarray, bins: Sequence[int], silence: float = 0.0,
+                n_fft: int = LFR_FFT) -> np.ndarray:
+    """x (input), y (generated): (C, T) at 48 kHz -> (C, T): x's STFT below bin bins[c], y's from it up.
+
+    STFT: Hann n_fft, hop n_fft // 4, centred. With `silence` > 0, frames where x's windowed RMS is
+    below it take nothing from y (the overlap-add of the inverse STFT smooths the gate's edges).
+    """
+    xt, yt = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
+    window = torch.hann_window(n_fft, dtype=xt.dtype)
+    pad_mode = "reflect" if x.shape[-1] > n_fft // 2 else "constant"  # reflect needs more than the pad
+
+    def stft(v: torch.Tensor) -> torch.Tensor:
+        return torch.stft(v, n_fft, n_fft // 4, window=window, return_complex=True, pad_mode=pad_mode)
+
+    sx, sy = stft(xt), stft(yt)  # (C, n_fft // 2 + 1, frames)
+    keep = torch.arange(sx.shape[1])[None, :, None] < torch.tensor(list(bins))[:, None, None]
+    if silence > 0:
+        # Parseval for an rfft: the frame's windowed energy is (|X_0|² + 2·Σ|X_k|² + |X_N/2|²) / N
+        weight = torch.full((sx.shape[1], 1), 2.0, dtype=xt.dtype)
+        weight[0] = weight[-1] = 1.0
+        energy = (sx.abs() ** 2 * weight).sum(1) / n_fft
+        rms = torch.sqrt(energy / window.pow(2).sum())
+        sy = sy * (rms >= silence)[:, None, :]
+    merged = torch.where(keep, sx, sy)
+    return torch.istft(merged, n_fft, n_fft // 4, window=window, length=x.shape[-1]).numpy()
+
+
+def replace_low_band(original: np.ndarray, generated: np.ndarray, cutoff_hz: float, n_fft: int = LFR_FFT) -> np.ndarray:
+    """Keep `original`'s STFT below cutoff_hz and `generated`'s above it (AudioSR's post-processing).
+    Both (samples,) at 48 kHz -> (samples,)."""
+    return merge_bands(original[None], generated[None], [cutoff_bin(cutoff_hz, n_fft)], n_fft=n_fft)[0]
+
+
+class BandMerger:
+    """merge_bands over a stream: (input, generated) pushed in pieces, merged blocks out, the same
+    samples as merging the whole signals at once (each block is computed with LFR_FFT samples of
+    context on either side, starting on the STFT's hop grid, so it sees exactly the frames the whole
+    signal's STFT has there). The gate is SILENCE."""
+
+    def __init__(self, bins: list[int], n: int):
+        self.bins, self.n, self.margin = bins, n, LFR_FFT
+        self.x = self.y = np.zeros((len(bins), 0), np.float32)
+        self.start = 0  # the buffers' first sample
+        self.done = 0  # samples emitted
+
+    def push(self, x: np.ndarray, y: np.ndarray) -> Iterator[np.ndarray]:
+        self.x, self.y = np.concatenate([self.x, x], 1), np.concatenate([self.y, y], 1)
+        while self.done + BLOCK + self.margin <= self.start + self.x.shape[1]:
+            yield self._emit(self.done + BLOCK)
+
+    def finish(self) -> np.ndarray:
+        return self._emit(self.n)
+
+    def _emit(self, end: int) -> np.ndarray:
+        lo, hi = max(0, self.done - self.margin), min(self.n, end + self.margin)
+        part = slice(lo - self.start, hi - self.start)
+        out = merge_bands(self.x[:, part], self.y[:, part], self.bins, SILENCE)[:, self.done - lo : end - lo]
+        keep = max(0, end - self.margin) - self.start
+        self.x, self.y, self.start, self.done = self.x[:, keep:], self.y[:, keep:], self.start + keep, end
+        return out

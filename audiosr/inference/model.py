@@ -1,0 +1,163 @@
+"""The model folder: one pipeline, made by the `package` stage, logged to MLflow, found, read, described.
+
+A pipeline folder (``models/pipeline/``) holds ``vae.safetensors``, ``ldm.safetensors`` (EMA weights),
+``vocoder.safetensors`` and one ``config.json`` with each part's config, the profile, the mel settings,
+the latent scale and a format version. The same folder is logged to MLflow as the artifact ``pipeline``
+of the package run, so a model is a path, ``runs:/<run id>/pipeline`` or ``models:/<name>/<version>``
+(`resolve_model`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from audiosr.data.store import atomic_dir, write_json
+from audiosr.models.load import load_model, load_unet, load_vae, load_vocoder
+from audiosr.tracking import repo_root, tracking_uri
+
+VERSION = 1
+PARTS = ("vae", "ldm", "vocoder")
+ARTIFACT_PATH = "pipeline"  # the run artifact holding the folder: runs:/<run id>/pipeline
+URI_SCHEMES = ("runs:/", "models:/")
+
+
+class ModelError(ValueError):
+    """A model folder that cannot be used; the message names the folder and what is wrong."""
+
+
+# --------------------------------------------------------------------------------------------------
+# The folder: made by the package stage, logged to MLflow, found from a path or URI, described
+
+
+def package(models: Path, out: Path, extra: dict | None = None) -> None:
+    """models/{vae,ldm,vocoder} -> one pipeline folder `out` (written atomically)."""
+    parts = {name: load_model(models / name) for name in PARTS}
+    n_mels = {name: cfg["n_mels"] for name, (_, cfg) in parts.items()}
+    if len(set(n_mels.values())) != 1:
+        raise ModelError(f"{models}: the parts were trained with different n_mels {n_mels}; re-run training")
+    profiles = {name: cfg.get("profile") for name, (_, cfg) in parts.items()}
+    if len(set(profiles.values())) != 1:
+        raise ModelError(f"{models}: the parts come from different profiles {profiles}; re-run training")
+    config = {"version": VERSION, "profile": profiles["vae"], "n_mels": n_mels["vae"], "mel": parts["vae"][1]["mel"],
+              "latent_scale": parts["vae"][1]["scale"], **{name: cfg for name, (_, cfg) in parts.items()},
+              **(extra or {})}
+    with atomic_dir(out) as tmp:
+        for name, (state, _) in parts.items():
+            save_file(state, str(tmp / f"{name}.safetensors"))
+        write_json(tmp / "config.json", config)
+
+
+def log_to_mlflow(path: Path, mlflow, register: str | None = None) -> str:
+    """Log a pipeline folder as the active run's artifact "pipeline"; returns its URI, runs:/<run id>/pipeline.
+
+    `register` also makes it the next version of that registered model (created if new), loadable as
+    models:/<register>/<version>.
+    """
+    mlflow.log_artifacts(str(path), ARTIFACT_PATH)
+    run_id = mlflow.active_run().info.run_id
+    if register:
+        client = mlflow.MlflowClient()
+        if not client.search_registered_models(filter_string=f"name = '{register}'"):
+            client.create_registered_model(register)
+        client.create_model_version(register, mlflow.get_artifact_uri(ARTIFACT_PATH), run_id=run_id)
+    return f"runs:/{run_id}/{ARTIFACT_PATH}"
+
+
+def default_model() -> Path:
+    return repo_root() / "models" / "pipeline"
+
+
+@contextlib.contextmanager
+def resolve_model(spec: str | None) -> Iterator[Path]:
+    """A model argument -> a local pipeline folder, for the duration of the block.
+
+    None: the repository's models/pipeline. ``runs:/<run id>/pipeline`` or ``models:/<name>/<version>``:
+    downloaded from the tracking store (`audiosr.tracking.tracking_uri`) into a temporary folder,
+    removed afterwards. Anything else is a path.
+    """
+    if spec is None:
+        path = default_model()
+        if not path.is_dir():
+            raise ModelError(f"no model: {path} does not exist; train one with `make run` (dvc repro) or pass "
+                             "--model PATH, runs:/<run id>/pipeline or models:/<name>/<version>")
+        yield path
+    elif spec.startswith(URI_SCHEMES):
+        import mlflow
+
+        uri = tracking_uri()
+        with tempfile.TemporaryDirectory(prefix="audiosr-model-") as tmp:
+            try:
+                local = mlflow.artifacts.download_artifacts(artifact_uri=spec, dst_path=tmp, tracking_uri=uri,
+                                                            registry_uri=uri)
+            except Exception as exc:  # MlflowException, OSError, ...: one line, whatever the store says
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ModelError(f"{spec}: cannot be fetched from the tracking store {uri} ({reason})") from exc
+            yield Path(local)
+    else:
+        yield Path(spec)
+
+
+def read_config(path: Path) -> dict:
+    """config.json of a complete pipeline folder; one clear error for a missing folder or part."""
+    if not path.is_dir():
+        raise ModelError(f"{path}: no such model folder; train one with `make run` (dvc repro) or pass --model")
+    missing = [n for n in ("config.json", *(f"{p}.safetensors" for p in PARTS)) if not (path / n).exists()]
+    if missing:
+        raise ModelError(f"{path}: incomplete model folder, missing {', '.join(missing)}; run `dvc repro package`")
+    config = json.loads((path / "config.json").read_text())
+    if config.get("version") != VERSION:
+        raise ModelError(f"{path}: model format version {config.get('version')}, this audiosr reads {VERSION}")
+    return config
+
+
+def load_networks(path: Path, device: torch.device) -> tuple[dict, torch.nn.Module, torch.nn.Module, torch.nn.Module]:
+    """A pipeline folder -> (config, VAE, U-Net, vocoder) on `device`, in eval mode, the vocoder's weight
+    norm removed; ModelError for a missing folder or part, or weights that do not fit the config."""
+    config = read_config(path)
+    try:
+        vae = load_vae(load_file(str(path / "vae.safetensors")), config["vae"], device)
+        unet = load_unet(load_file(str(path / "ldm.safetensors")), config["ldm"], device)
+        vocoder = load_vocoder(load_file(str(path / "vocoder.safetensors")), config["vocoder"], device)
+    except (RuntimeError, KeyError) as exc:
+        raise ModelError(f"{path}: the weights do not match the config ({exc})") from exc
+    if hasattr(vocoder, "remove_weight_norm"):
+        vocoder.remove_weight_norm()
+    return config, vae, unet, vocoder
+
+
+def _run_of(spec: str) -> tuple[dict, dict] | None:
+    """(metrics, params) of the MLflow run a runs:/ or models:/ URI points into; None for a path."""
+    if not spec.startswith(URI_SCHEMES):
+        return None
+    from mlflow.store.artifact.utils.models import get_model_name_and_version
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri(), tracking_uri())
+    if spec.startswith("runs:/"):
+        run_id = spec[len("runs:/") :].split("/")[0]
+    else:
+        run_id = client.get_model_version(*get_model_name_and_version(client, spec)).run_id
+    run = client.get_run(run_id)
+    return dict(run.data.metrics), dict(run.data.params)
+
+
+def describe(path: Path, spec: str | None = None) -> dict:
+    """What a pipeline folder is: its config, parameter counts per part and, for an MLflow URI, the
+    metrics and params of the run that logged it."""
+    config = read_config(Path(path))
+    counts = {}
+    for part in PARTS:
+        with safe_open(str(Path(path) / f"{part}.safetensors"), "pt") as f:
+            counts[part] = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+    run = _run_of(spec) if spec else None
+    return {"config": config, "params": counts, "run_metrics": run[0] if run else {},
+            "run_params": run[1] if run else {}}

@@ -1,0 +1,231 @@
+"""The `Pipeline`: the three networks of a pipeline folder, and restoration of audio of any length.
+
+Upsampling streams: the audio is resampled to 48 kHz block by block and cut into windows of the
+model's segment length that overlap by `overlap` seconds. Each window is scaled to the training peak
+(0.5), restored (mel -> VAE latent -> diffusion sampling with classifier-free guidance -> VAE decoder
+-> vocoder) in batches, and scaled back, so the output keeps the input's loudness. The windows are
+joined and the input's own low band kept (`audiosr.inference.merge`). A file is read twice (once to
+measure its length, peaks and cutoff, once to restore it) and written as it is made. The evaluation
+stage and the `audiosr upsample` command both run this code: one code path.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audiosr.audio import SAMPLE_RATE, MelConfig, log_mel
+from audiosr.inference.cutoff import analyse
+from audiosr.inference.merge import LFR_FFT, SILENCE, BandMerger, Crossfade, cutoff_bin
+from audiosr.inference.model import load_networks
+from audiosr.inference.spectrogram import Spectrograms
+from audiosr.inference.stream import BLOCK, Cursor, exact, file_blocks, probe_file, resampled, write_stream
+from audiosr.models.diffusion import SAMPLERS, Schedule, guided
+
+TRAINING_PEAK = 0.5
+DEFAULT_STEPS = 20
+DEFAULT_GUIDANCE = 2.0
+OUTPUT_RATES = (48_000, 44_100)
+PRECISIONS = ("fp32", "bf16", "auto")
+FULL_BAND_HZ = 16_000.0  # the top of the training cutoffs: a 48 kHz input whose cutoff is above it needs no model
+PROGRESS = Callable[[int, int], None]
+
+
+@dataclass
+class Result:
+    wave: np.ndarray  # (channels, samples) float32 at sample_rate
+    sample_rate: int
+    cutoff_hz: list[float]  # detected (or given) per channel
+
+
+@dataclass
+class FileResult:
+    input: Path
+    output: Path
+    seconds: float  # the input's duration
+    channels: int
+    sample_rate: int  # the input's
+    cutoff_hz: list[float]  # per channel, at 48 kHz
+    elapsed_s: float
+    copied: bool  # already full band at 48 kHz: written unchanged, no model run
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: processing seconds per second of audio."""
+        return self.elapsed_s / self.seconds
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether `device` runs bfloat16 matrix work natively (a GPU that supports it; a CPU with AMX or
+    AVX-512 BF16), where autocast to it is about twice as fast."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return device.type == "cpu" and any(probe() for probe in probes if probe is not None)
+
+
+class Pipeline:
+    """The three models and what is needed to run them. `bf16` runs the VAE and the U-Net under
+    bfloat16 autocast (the sampler's arithmetic and the vocoder stay in float32)."""
+
+    def __init__(self, config: dict, vae, unet, vocoder, device: torch.device, bf16: bool = False):
+        self.config, self.vae, self.unet, self.vocoder, self.device = config, vae, unet, vocoder, device
+        self.bf16 = bf16
+        self.mel = MelConfig(**config["mel"])
+        self.scale = float(config["latent_scale"])
+        self.schedule = Schedule()
+        self.segment_frames = int(config.get("segment_frames", 512))
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", precision: str = "fp32") -> Pipeline:
+        """Load a pipeline folder; one clear error for a missing folder or part. `precision`: fp32, bf16,
+        or auto (bf16 where the device runs it natively, see bf16_native)."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+        device = torch.device(device)
+        config, vae, unet, vocoder = load_networks(Path(path), device)
+        bf16 = precision == "bf16" or (precision == "auto" and bf16_native(device))
+        return cls(config, vae, unet, vocoder, device, bf16)
+
+    @torch.no_grad()
+    def restore_windows(self, windows: torch.Tensor, steps: int, guidance: float, sampler: str,
+                        generator: torch.Generator | Sequence[torch.Generator]) -> torch.Tensor:
+        """windows: (B, segment samples) at 48 kHz, peak ~0.5 -> restored (B, segment samples).
+
+        `generator` draws the initial noise of the whole batch, or one generator per window (then a
+        window's result does not depend on the batch it runs in).
+        """
+        mel = log_mel(windows.to(self.device), self.mel)
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
+            cond = self.vae.encode(mel)[0].float() * self.scale
+            if isinstance(generator, torch.Generator):
+                noise = torch.randn(cond.shape, generator=generator)
+            else:
+                noise = torch.stack([torch.randn(cond.shape[1:], generator=g) for g in generator])
+            fn = guided(lambda x, t: self.unet(x, t).float(), cond, torch.zeros_like(cond[:1]), guidance)
+            z = SAMPLERS[sampler](fn, noise.to(self.device), self.schedule.timesteps(steps), self.schedule)
+            mel = self.vae.decode(z / self.scale).float()
+        return self.vocoder(mel).float().cpu()
+
+    def upsample(self, wave: np.ndarray, sr: int, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
+                 seed: int = 0, cutoff_hz: float | None = None, sampler: str = "dpmpp_2m", batch: int = 4,
+                 overlap: float | None = None, progress: PROGRESS | None = None,
+                 output_rate: int = SAMPLE_RATE) -> Result:
+        """wave: (samples,) or (channels, samples) at sr -> Result at output_rate, same channels and duration.
+
+        cutoff_hz None detects each channel's bandwidth (as metrics.detect_cutoff) for the low-frequency
+        replacement; a number uses it for every channel; 0 turns the replacement off. Windows overlap by
+        `overlap` seconds, by default a tenth of the segment (0.51 s of 5.12 s). Each window's noise is
+        seeded by (seed, position, channel), so the batch size does not change the result.
+        """
+        x = np.atleast_2d(np.asarray(wave, dtype=np.float32))
+        if x.ndim != 2 or x.shape[1] == 0:
+            raise ValueError(f"upsample: expected a non-empty (samples,) or (channels, samples) wave, got {x.shape}")
+
+        def blocks() -> Iterator[np.ndarray]:
+            return (x[:, i : i + BLOCK] for i in range(0, x.shape[1], BLOCK))
+
+        info = analyse(resampled(blocks(), sr, SAMPLE_RATE, len(x)), len(x))
+        cutoffs = info.cutoff_hz if cutoff_hz is None else [float(cutoff_hz)] * len(x)
+        out = self._restore(resampled(blocks(), sr, SAMPLE_RATE, len(x)), info.samples, cutoffs, steps, guidance,
+                            seed, sampler, batch, overlap, progress)
+        out = exact(resampled(out, SAMPLE_RATE, output_rate, len(x)), round(x.shape[1] * output_rate / sr), len(x))
+        return Result(np.concatenate(list(out), axis=1), output_rate, cutoffs)
+
+    def upsample_file(self, src: Path, dst: Path, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
+                      seed: int = 0, cutoff_hz: float | None = None, output_rate: int = SAMPLE_RATE,
+                      copy_full_band: bool = True, sampler: str = "dpmpp_2m", batch: int = 4,
+                      overlap: float | None = None, progress: PROGRESS | None = None,
+                      spectrogram: Spectrograms | None = None) -> FileResult:
+        """Restore the audio file `src` into `dst` (any format soundfile writes, chosen by its suffix),
+        streaming: memory does not grow with the file's length. `dst` is written under a temporary name
+        and renamed. A file already at 48 kHz (or more) whose every non-silent channel has a cutoff above
+        FULL_BAND_HZ is written unchanged (resampled to output_rate) when copy_full_band is set.
+        `spectrogram`, if given, collects the input's and the output's spectrograms at 48 kHz."""
+        if output_rate not in OUTPUT_RATES:
+            raise ValueError(f"output rate: {output_rate} Hz is not one of {', '.join(map(str, OUTPUT_RATES))}")
+        start = time.perf_counter()
+        sr, channels, frames = probe_file(src)
+        info = analyse(resampled(file_blocks(src), sr, SAMPLE_RATE, channels), channels)
+        heard = [c for c, p in zip(info.cutoff_hz, info.peak, strict=True) if p >= SILENCE]
+        copied = copy_full_band and sr >= SAMPLE_RATE and bool(heard) and min(heard) >= FULL_BAND_HZ
+        x48 = resampled(file_blocks(src), sr, SAMPLE_RATE, channels)
+        if spectrogram is not None:
+            spectrogram.start(info.samples)
+            x48 = spectrogram.tee(x48, "input")
+        cutoffs = info.cutoff_hz if cutoff_hz is None else [float(cutoff_hz)] * channels
+        if copied:
+            y48: Iterable[np.ndarray] = x48
+        else:
+            y48 = self._restore(x48, info.samples, cutoffs, steps, guidance, seed, sampler, batch, overlap, progress)
+        if spectrogram is not None:
+            y48 = spectrogram.tee(y48, "output")
+        out = exact(resampled(y48, SAMPLE_RATE, output_rate, channels), round(frames * output_rate / sr), channels)
+        write_stream(dst, out, output_rate, channels)
+        return FileResult(Path(src), Path(dst), frames / sr, channels, sr, cutoffs, time.perf_counter() - start,
+                          copied)
+
+    def _restore(self, x48: Iterable[np.ndarray], n: int, cutoffs: list[float], steps: int, guidance: float,
+                 seed: int, sampler: str, batch: int, overlap: float | None,
+                 progress: PROGRESS | None) -> Iterator[np.ndarray]:
+        """Blocks (C, k) of n samples at 48 kHz -> restored blocks (C, k') of n samples in all."""
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler: {sampler!r} is not one of {', '.join(SAMPLERS)}")
+        if batch < 1:
+            raise ValueError(f"batch: must be at least 1, got {batch}")
+        channels = len(cutoffs)
+        seg = self.segment_frames * self.mel.hop
+        ov = (round(self.segment_frames / 10) if overlap is None else round(overlap * SAMPLE_RATE / self.mel.hop))
+        ov *= self.mel.hop
+        if not 0 < ov <= seg // 2:
+            raise ValueError(f"overlap: must lie in (0, {seg / 2 / SAMPLE_RATE:g}] s, got {overlap}")
+        hop = seg - ov
+        count = 1 + max(0, math.ceil((n - seg) / hop))
+        joins = Crossfade(ov, [cutoff_bin(c, ov) for c in cutoffs])
+        merger = BandMerger([cutoff_bin(c, LFR_FFT) for c in cutoffs], n)
+        source = Cursor(x48, channels)
+        per_batch = max(1, batch // channels)
+        for p0 in range(0, count, per_batch):
+            positions = range(p0, min(count, p0 + per_batch))
+            source.fill(positions[-1] * hop + seg)
+            restored = self._windows(source, positions, hop, seg, steps, guidance, seed, sampler, batch)
+            for p in positions:
+                piece = joins.add(restored[p], first=p == 0, last=p == count - 1)
+                a, b = p * hop, min(n, p * hop + piece.shape[1])
+                yield from merger.push(source.get(a, b), piece[:, : b - a])
+                source.drop(b)
+            if progress:
+                progress(positions[-1] + 1, count)
+        yield merger.finish()
+
+    def _windows(self, source: Cursor, positions: range, hop: int, seg: int, steps: int, guidance: float,
+                 seed: int, sampler: str, batch: int) -> dict[int, np.ndarray]:
+        """Restore every channel's window at each position: {position: (C, seg)} at the input's level.
+        Each window is scaled to the training peak and back; a silent window is not run (zeros)."""
+        out = {p: np.zeros((source.channels, seg), np.float32) for p in positions}
+        todo = []
+        for p in positions:
+            window = source.get(p * hop, p * hop + seg)
+            for c, w in enumerate(window):
+                peak = float(np.abs(w).max())
+                if peak >= SILENCE:
+                    todo.append((p, c, TRAINING_PEAK / peak, w))
+        for i in range(0, len(todo), batch):
+            chunk = todo[i : i + batch]
+            windows = torch.from_numpy(np.stack([w * g for _, _, g, w in chunk]))
+            gens = [torch.Generator().manual_seed(_window_seed(seed, p, c)) for p, c, _, _ in chunk]
+            restored = self.restore_windows(windows, steps, guidance, sampler, gens).numpy()
+            for (p, c, g, _), r in zip(chunk, restored, strict=True):
+                out[p][c] = r / g
+        return out
+
+
+def _window_seed(seed: int, position: int, channel: int) -> int:
+    """The noise seed of one window: results do not depend on the batch size or the other channels."""
+    return int(np.random.SeedSequence([seed, position, channel]).generate_state(1, np.uint64)[0] >> 1)
