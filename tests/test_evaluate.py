@@ -12,18 +12,19 @@ import yaml
 from audiosr.data.store import SegmentSet
 from audiosr.evaluate import Condition, degraded_input, grid, pick_clips
 from audiosr.train.checkpoint import load_model, save_model
-from tests.conftest import copy_project, run_stage, stage, tiny_params
+from tests.conftest import ROOT, copy_project, run_stage, stage, tiny_params
 
 EVAL = tiny_params()["eval"]
 
 
 def test_grid_is_the_full_product() -> None:
-    full = yaml.safe_load(open("params.yaml"))["eval"]
+    full = yaml.safe_load((ROOT / "params.yaml").read_text())["eval"]
     conditions = grid(full)
     assert len(conditions) == 5 * 4 * 3 and len(set(conditions)) == 60
     assert {c.cutoff_hz for c in conditions} == {2000, 4000, 8000, 12000, 16000}
 
 
+@pytest.mark.slow
 def test_inputs_are_fixed_and_quantised(project) -> None:
     wd, _ = project
     test = SegmentSet.open(wd / "data/segments/test")
@@ -47,8 +48,12 @@ def test_evaluate_stage(project, tmp_path) -> None:
         assert set(values["lsd_by_cutoff"]) == {"4k", "8k"}
         assert all(np.isfinite(v) for k, v in values.items() if k != "lsd_by_cutoff")
     assert headline["model"]["rtf"] > 0
-    # below the cutoff the replacement gives back the input: LSD-LF equals unprocessed's
-    assert abs(headline["model_lfr"]["lsd_lf"] - headline["unprocessed"]["lsd_lf"]) < 0.25
+    # below the cutoff the replacement gives back the input: model_lfr's LSD-LF comes back to unprocessed's.
+    # Not exactly: LSD-LF is taken below the condition's cutoff, the replacement keeps the input below the
+    # cutoff detected in it, a little lower, so a few bins stay generated. The replacement must remove at
+    # least 95 % of the low-band error the model alone makes (here 0.006 of 1.5 is left).
+    lf = {system: headline[system]["lsd_lf"] for system in ("unprocessed", "model", "model_lfr")}
+    assert abs(lf["model_lfr"] - lf["unprocessed"]) < 0.05 * abs(lf["model"] - lf["unprocessed"]), lf
     table = pd.read_csv(wd / "metrics/eval_by_condition.csv")
     assert len(table) == 5 * 2 * 2 * 2
     by_cutoff = pd.read_csv(wd / "metrics/eval_lsd_by_cutoff.csv")
@@ -85,6 +90,7 @@ def test_evaluate_bad_inputs(project, tmp_path) -> None:
     assert out.returncode != 0 and "data/segments/test: missing" in out.stderr
 
 
+@pytest.mark.slow
 def test_a_model_part_from_another_mel_setting_is_refused(project, tmp_path) -> None:
     from audiosr.inference.model import ModelError, package
 
