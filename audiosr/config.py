@@ -413,8 +413,8 @@ def model_block(name: str, value: Any, profile: str, mel_hop: int | None = None)
         if mel_hop is None:
             raise ValueError("config: the vocoder block needs the mel hop")
         arch["hop"] = mel_hop
-        if arch.get("arch") not in arch:
-            raise ParamsError(f"{FILE}: vocoder.arch: {arch.get('arch')!r} is not one of hifigan, istft")
+        if arch["arch"] not in ("hifigan", "istft"):
+            raise ParamsError(f"{FILE}: vocoder.arch: {arch['arch']!r} is not one of hifigan, istft")
         if arch["arch"] == "hifigan":
             rates = arch["hifigan"]["upsample_rates"]
             _require(
