@@ -210,14 +210,30 @@ class SyntheticConfig:
 
 
 @dataclass(frozen=True)
+class RenderConfig:
+    """`data.rendered`: the built-in songs on recorded instruments (audiosr.data.rendered)."""
+
+    tracks: int
+    seconds: float
+    seed: int
+    soundfont: str
+    drumkits: str
+    min_top_db: float  # an instrument is used when its 16-20 kHz band is at least this (dB re its total)
+    test_programs: tuple[int, ...]  # General MIDI programs (0-based) held out for the test songs
+    test_kits: tuple[str, ...]  # Hydrogen kits held out for the test songs
+
+    def check(self, where: str) -> None:
+        _require(self.tracks >= 3 and self.seconds > 0, f"{where}.tracks must be at least 3 and seconds positive")
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """`data`: where the audio comes from (audiosr.data.sources)."""
 
     source: Literal[SOURCES]  # type: ignore[valid-type]
     root: str | None
     on_error: Literal["fail", "skip"]
-    # the rendered source checks its own block (audiosr.data.rendered.RenderConfig.from_params, at fetch)
-    rendered: dict
+    rendered: RenderConfig
     synthetic: SyntheticConfig
 
 

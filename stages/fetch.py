@@ -18,7 +18,7 @@ def main() -> None:
     cfg = Params.load().data
     data = to_dict(cfg)
     with stage_run("fetch", {"data": data}) as mlflow, atomic_dir(RAW) as tmp:
-        n = {"synthetic": cfg.synthetic.tracks, "rendered": cfg.rendered.get("tracks")}.get(cfg.source)
+        n = {"synthetic": cfg.synthetic.tracks, "rendered": cfg.rendered.tracks}.get(cfg.source)
         with bar("fetch") as progress:
             task = progress.add_task(f"fetch {cfg.source}", total=n, info="")
             # generated audio is written into the temporary folder; the manifest names its final place

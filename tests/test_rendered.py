@@ -13,10 +13,10 @@ import soundfile as sf
 import yaml
 from scipy import signal
 
+from audiosr.config import RenderConfig, block
 from audiosr.data import instruments as ins
 from audiosr.data.rendered import (
     CEILING,
-    RenderConfig,
     choose_instruments,
     generate,
     limiter_gain,
@@ -32,8 +32,8 @@ TRACKS, SECONDS = 6, 3.0
 
 
 def config(**change) -> RenderConfig:
-    block = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]["rendered"]
-    return RenderConfig.from_params({**block, "tracks": TRACKS, "seconds": SECONDS, **change})
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]["rendered"]
+    return block(RenderConfig, {**params, "tracks": TRACKS, "seconds": SECONDS, **change}, "data.rendered")
 
 
 @pytest.fixture(scope="module")

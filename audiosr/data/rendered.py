@@ -17,9 +17,8 @@ stem, so the stems still sum to the mixture.
 
 from __future__ import annotations
 
-import difflib
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from audiosr.config import RenderConfig
 from audiosr.data import instruments as ins
 from audiosr.data.score import STEMS, Hit, Note, Score, compose, song_params, split_of, write_songs
 
@@ -34,38 +34,6 @@ SAMPLE_RATE = ins.SAMPLE_RATE
 CEILING = 10 ** (-1 / 20)  # the limiter's ceiling, -1 dBFS
 LEVEL = {"drums": 1.0, "bass": 0.8, "other": 0.6, "vocals": 0.8}  # stem RMS relative to the drums
 WET = {"drums": 0.12, "bass": 0.0, "other": 0.35, "vocals": 0.3}  # reverb send; a dry bass, as usually mixed
-
-
-@dataclass(frozen=True)
-class RenderConfig:
-    """The `data.rendered` block of params.yaml."""
-
-    tracks: int
-    seconds: float
-    seed: int
-    soundfont: str
-    drumkits: str
-    min_top_db: float  # an instrument is used when its 16-20 kHz band is at least this (dB re its total)
-    test_programs: tuple[int, ...]
-    test_kits: tuple[str, ...]
-
-    @classmethod
-    def from_params(cls, block: dict) -> RenderConfig:
-        names = [f.name for f in fields(cls)]
-        for key in block:
-            if key not in names:
-                near = difflib.get_close_matches(key, names, n=1)
-                hint = f"; did you mean data.rendered.{near[0]}?" if near else ""
-                raise ValueError(f"params.yaml: data.rendered.{key} is not a known key{hint}")
-        missing = [n for n in names if n not in block]
-        if missing:
-            raise ValueError(f"params.yaml: data.rendered needs {', '.join(missing)}")
-        cfg = cls(int(block["tracks"]), float(block["seconds"]), int(block["seed"]), str(block["soundfont"]),
-                  str(block["drumkits"]), float(block["min_top_db"]),
-                  tuple(int(p) for p in block["test_programs"]), tuple(str(k) for k in block["test_kits"]))
-        if cfg.tracks < 3 or cfg.seconds <= 0:
-            raise ValueError("params.yaml: data.rendered.tracks must be at least 3 and seconds positive")
-        return cfg
 
 
 @dataclass(frozen=True)

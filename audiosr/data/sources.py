@@ -148,10 +148,11 @@ def build_manifest(data: dict, raw_dir: Path, final_raw_dir: Path,
     if on_error not in ("fail", "skip"):
         raise SourceError(f"data.on_error: {on_error!r} is not one of fail, skip")
     if source == "rendered":
+        from audiosr.config import RenderConfig, block
         from audiosr.data import rendered
 
         out = raw_dir / "rendered"
-        rendered.generate(out, rendered.RenderConfig.from_params(data.get("rendered", {})),
+        rendered.generate(out, block(RenderConfig, data.get("rendered"), "data.rendered"),
                           workers=os.cpu_count() or 1, progress=progress)
         rows = _wav_rows(out, in_place=False, moved=moved)
     elif source == "synthetic":
