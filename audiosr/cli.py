@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
+import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -48,6 +52,12 @@ def degrade(
     """Degrade a file as the training pairs are made: peak-normalise to 0.5, zero-phase low-pass, add noise."""
     if noise not in ("none", "tone", "gaussian"):
         _fail(f"--noise: {noise!r} is not one of none, tone, gaussian")
+    if filter not in deg.FILTERS:
+        _fail(f"--filter: {filter!r} is not one of {', '.join(deg.FILTERS)}")
+    if not 1 <= order <= 32:
+        _fail(f"--order: {order} is out of range; use an integer from 1 to 32 (2 to 10 in training)")
+    if not 0 <= amplitude <= 1:
+        _fail(f"--amplitude: {amplitude:g} is out of range; use a value from 0 to 1 (the input's peak is 0.5)")
     if output.resolve() == input.resolve():
         _fail(f"{output}: is the input; choose another output path")
     if output.exists() and not force:
@@ -56,6 +66,10 @@ def degrade(
         wave, sr = read(input)
     except (AudioError, FileNotFoundError) as exc:
         _fail(str(exc))
+    for option, hz in (("--cutoff", cutoff), ("--tone-hz", tone_hz if noise == "tone" else None)):
+        if hz is not None and not 0 < hz < sr / 2:
+            _fail(f"{option}: {hz:g} Hz is out of range; it must lie between 0 and the Nyquist frequency "
+                  f"{sr / 2:g} Hz of {input}")
     peak = float(np.abs(wave).max())
     if peak == 0:
         _fail(f"{input}: is silent; nothing to degrade")
@@ -143,22 +157,66 @@ def _save_figure(spectrograms: Spectrograms, result: FileResult, path: Path) -> 
                                    title=result.input.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plots.close(fig)
-    tmp.replace(path)
+    try:
+        fig.savefig(tmp, dpi=110)
+        tmp.replace(path)
+    finally:
+        plots.close(fig)
+        tmp.unlink(missing_ok=True)
+
+
+RTF_MIN_SECONDS = 1.0  # below it the fixed costs (reading, the first window) swamp the real-time factor
 
 
 def _summary(r: FileResult) -> str:
     cut = "/".join(f"{c / 1000:.1f}" for c in r.cutoff_hz)
     head = f"{r.input} -> {r.output}: {r.seconds:.1f} s, {r.channels} ch, {r.sample_rate} Hz, cutoff {cut} kHz"
     if r.copied:
-        return f"{head}; already 48 kHz and full band: copied (pass --force to upsample anyway)"
-    return f"{head}; {r.elapsed_s:.1f} s, RTF {r.rtf:.2f}"
+        head = f"{head}; already 48 kHz and full band: copied (pass --force to upsample anyway)"
+    else:
+        rtf = f", RTF {r.rtf:.2f}" if r.seconds >= RTF_MIN_SECONDS else ""
+        head = f"{head}; {r.elapsed_s:.1f} s{rtf}"
+    if r.clipped_output > 0:
+        over = 20 * math.log10(r.output_peak)
+        head += (f"; {100 * r.clipped_output:.2g} % of the output clipped at full scale (peak +{over:.1f} dBFS: "
+                 f"lower the input by {math.ceil(over * 10) / 10:.1f} dB to avoid it)")
+    return head
+
+
+def _clipping_warning(r: FileResult) -> str | None:
+    if r.clipped_input == 0:
+        return None
+    return (f"{r.input}: the input is clipped ({100 * r.clipped_input:.2g} % of its samples at full scale); "
+            "restoration cannot undo clipping, whose distortion reaches into the restored band")
+
+
+class Terminated(SystemExit):
+    """SIGTERM, raised where the command is, so its cleanup runs as for Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Turn SIGTERM (what `timeout`, `docker stop` and systemd send) into an exception for the duration of
+    the block, so the temporary output is removed as on Ctrl-C; the process exits with 128 + 15."""
+
+    def handler(signum, frame) -> None:
+        raise Terminated(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (the command embedded somewhere): its SIGTERM is not ours
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @app.command()
 def upsample(
-    inputs: Annotated[list[Path], typer.Argument(help="Audio files or folders (searched recursively).")],
+    inputs: Annotated[list[Path], typer.Argument(
+        help="Audio files or folders (searched recursively).", readable=False)],  # unreadable: one failure
     output: Annotated[Path | None, typer.Option(
         "-o", "--output", help="Output file (one input) or folder (several). Default: <name>_48k.wav beside it.")
     ] = None,
@@ -195,38 +253,58 @@ def upsample(
     jobs, failures = plan(inputs, output, output_rate)
     for line in failures:
         typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
-    try:
-        with resolve_model(model) as path:
-            pipe = Pipeline.load(path, device or ("cuda" if torch.cuda.is_available() else "cpu"), precision)
-    except ModelError as exc:
-        _fail(str(exc))
-    sources = {j.src.resolve() for j in jobs}
-    targets: set[Path] = set()
-    with bar("upsample", disable=True if quiet else None) as progress:
-        for job in jobs:
-            error = _check(job, sources, targets, force)
-            if error is None:
-                task = progress.add_task(job.src.name, total=None, info="")
-                spec = Spectrograms() if spectrogram else None
-                try:
-                    result = pipe.upsample_file(
-                        job.src, job.dst, steps, guidance, seed, cutoff_hz, output_rate, copy_full_band=not force,
-                        progress=lambda d, n, t=task: progress.update(t, completed=d, total=n), spectrogram=spec)
-                    if spec is not None:
-                        _save_figure(spec, result, _spectrogram_path(spectrogram, job, len(jobs) > 1))
-                except (AudioError, ValueError, OSError, RuntimeError) as exc:  # one line, then the next file
-                    error = str(exc) if str(job.src) in str(exc) else f"{job.src}: {exc}"
-                progress.remove_task(task)
-            if error is not None:
-                failures.append(error)
-                typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-            elif not quiet:
-                typer.echo(_summary(result))
-    if failures:
-        typer.secho(f"{len(failures)} input(s) failed:", fg=typer.colors.RED, err=True)
-        for line in failures:
-            typer.secho(f"  {line}", err=True)
-        raise typer.Exit(1)
+    with _sigterm_unwinds():  # from here a SIGTERM unwinds like Ctrl-C: no temporary file is left
+        try:
+            with resolve_model(model) as path:
+                pipe = Pipeline.load(path, device or ("cuda" if torch.cuda.is_available() else "cpu"), precision)
+        except ModelError as exc:
+            _fail(str(exc))
+        sources = {j.src.resolve() for j in jobs}
+        targets: set[Path] = set()
+        with bar("upsample", disable=True if quiet else None) as progress:
+            for job in jobs:
+                error = _check(job, sources, targets, force)
+                if error is None:
+                    task = progress.add_task(job.src.name, total=None, info="")
+                    spec = Spectrograms() if spectrogram else None
+                    try:
+                        result = pipe.upsample_file(
+                            job.src, job.dst, steps, guidance, seed, cutoff_hz, output_rate, copy_full_band=not force,
+                            progress=lambda d, n, t=task: progress.update(t, completed=d, total=n), spectrogram=spec)
+                        if spec is not None:
+                            _save_figure(spec, result, _spectrogram_path(spectrogram, job, len(jobs) > 1))
+                    except (AudioError, ValueError, OSError, RuntimeError) as exc:  # one line, then the next file
+                        error = str(exc) if str(job.src) in str(exc) else f"{job.src}: {exc}"
+                    except Terminated:
+                        progress.stop()
+                        typer.secho(f"error: terminated (SIGTERM) while restoring {job.src}; {job.dst} was not written",
+                                    fg=typer.colors.RED, err=True)
+                        raise
+                    progress.remove_task(task)
+                if error is not None:
+                    failures.append(error)
+                    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+                elif not quiet:
+                    if (warning := _clipping_warning(result)) is not None:
+                        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+                    typer.echo(_summary(result))
+        if failures:
+            typer.secho(f"{len(failures)} input(s) failed:", fg=typer.colors.RED, err=True)
+            for line in failures:
+                typer.secho(f"  {line}", err=True)
+            raise typer.Exit(1)
+
+
+def _number(value) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _metrics_line(values: dict) -> str:
+    """A training summary (metrics/train_<part>.json) as one line: validation first, then the rest."""
+    keys = sorted(values, key=lambda k: (not k.startswith("val/"), k))
+    return ", ".join(f"{k} {_number(values[k])}" for k in keys)
 
 
 def _check(job: Job, sources: set[Path], targets: set[Path], force: bool) -> str | None:
@@ -250,7 +328,7 @@ def info(model: Annotated[str, typer.Argument(help="Pipeline folder, runs:/<run 
         with resolve_model(model) as path:
             d = describe(path, model)
     except ModelError as exc:
-        _fail(str(exc))
+        _fail(exc.advice("name another: audiosr info MODEL"))
     cfg = d["config"]
     mel = cfg["mel"]
     lines = [
@@ -270,10 +348,13 @@ def info(model: Annotated[str, typer.Argument(help="Pipeline folder, runs:/<run 
     data = cfg.get("training_data")
     if data:
         lines.append(("training data", ", ".join(f"{k} {v}" for k, v in data.items())))
-    for source in ("metrics", "run_metrics"):
-        values = cfg.get(source, {}) if source == "metrics" else d[source]
-        for key, value in sorted(values.items()):
-            lines.append((key, f"{value:.4g}" if isinstance(value, float) else str(value)))
+    for part, values in sorted(cfg.get("metrics", {}).items()):  # training summaries, one per part
+        if isinstance(values, dict):
+            lines.append((f"{part} metrics", _metrics_line(values)))
+        else:
+            lines.append((f"{part} metrics", _number(values)))
+    for key, value in sorted(d["run_metrics"].items()):  # the MLflow run's, for a runs:/ or models:/ model
+        lines.append((key, _number(value)))
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         typer.echo(f"{key:<{width}}  {value}")

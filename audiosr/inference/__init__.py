@@ -5,7 +5,7 @@ audiosr.train; the networks are rebuilt by audiosr.models.load).
   MLflow URI, read, described.
 - `restore`: the `Pipeline` class: load a folder, restore windows, upsample arrays and files.
 - `merge`: joining restored windows (correlation-normalised crossfade) and the low-frequency replacement.
-- `stream`: reading, resampling and writing audio block by block.
+- `stream`: reading, resampling and writing audio block by block; continuing a signal past its ends.
 - `cutoff`: one streamed pass measuring a signal's length, peaks and cutoff.
 - `spectrogram`: input and output spectrograms of a streamed file, for pictures.
 """

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from audiosr.audio import SAMPLE_RATE
-from audiosr.inference.stream import BLOCK
+from audiosr.inference.stream import BLOCK, extend
 
 LFR_FFT = 2048  # low-frequency replacement STFT: Hann 2048, hop 512 (AudioSR's post-processing)
 # -80 dBFS: a window whose peak is below it is not run, an STFT frame whose RMS is below it gets no generated band
@@ -68,15 +68,19 @@ def merge_bands(x: np.ndarray, y: np.ndarray, bins: Sequence[int], silence: floa
                 n_fft: int = LFR_FFT) -> np.ndarray:
     """x (input), y (generated): (C, T) at 48 kHz -> (C, T): x's STFT below bin bins[c], y's from it up.
 
-    STFT: Hann n_fft, hop n_fft // 4, centred. With `silence` > 0, frames where x's windowed RMS is
-    below it take nothing from y (the overlap-add of the inverse STFT smooths the gate's edges).
+    STFT: Hann n_fft, hop n_fft // 4, centred. Both signals are first continued n_fft samples past their
+    ends by linear prediction: the frames at the ends then see what the signal would have gone on to do,
+    where a mirror image (reflect padding) puts a kink at the very end whose spectrum reaches above the
+    cutoff; with x's share of it dropped, a tone ended in a burst of up to twice its peak. With `silence`
+    > 0, frames where x's windowed RMS is below it take nothing from y (the overlap-add of the inverse
+    STFT smooths the gate's edges).
     """
-    xt, yt = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
+    pad = n_fft  # a whole number of hops: the frames stay on the signal's hop grid
+    xt, yt = torch.from_numpy(extend(x, pad)), torch.from_numpy(extend(y, pad))
     window = torch.hann_window(n_fft, dtype=xt.dtype)
-    pad_mode = "reflect" if x.shape[-1] > n_fft // 2 else "constant"  # reflect needs more than the pad
 
     def stft(v: torch.Tensor) -> torch.Tensor:
-        return torch.stft(v, n_fft, n_fft // 4, window=window, return_complex=True, pad_mode=pad_mode)
+        return torch.stft(v, n_fft, n_fft // 4, window=window, return_complex=True)
 
     sx, sy = stft(xt), stft(yt)  # (C, n_fft // 2 + 1, frames)
     keep = torch.arange(sx.shape[1])[None, :, None] < torch.tensor(list(bins))[:, None, None]
@@ -88,7 +92,8 @@ def merge_bands(x: np.ndarray, y: np.ndarray, bins: Sequence[int], silence: floa
         rms = torch.sqrt(energy / window.pow(2).sum())
         sy = sy * (rms >= silence)[:, None, :]
     merged = torch.where(keep, sx, sy)
-    return torch.istft(merged, n_fft, n_fft // 4, window=window, length=x.shape[-1]).numpy()
+    out = torch.istft(merged, n_fft, n_fft // 4, window=window, length=x.shape[-1] + 2 * pad)
+    return out[:, pad : pad + x.shape[-1]].numpy()
 
 
 def replace_low_band(original: np.ndarray, generated: np.ndarray, cutoff_hz: float, n_fft: int = LFR_FFT) -> np.ndarray:

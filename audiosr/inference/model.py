@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from audiosr.data.store import atomic_dir, write_json
@@ -30,8 +30,27 @@ ARTIFACT_PATH = "pipeline"  # the run artifact holding the folder: runs:/<run id
 URI_SCHEMES = ("runs:/", "models:/")
 
 
+REBUILD = "re-run `dvc repro package` (or `make run`)"
+
+
 class ModelError(ValueError):
-    """A model folder that cannot be used; the message names the folder and what is wrong."""
+    """A model that cannot be used: one line naming the folder or file, what is wrong and what to do.
+
+    Where the advice is to choose another model, ``{other}`` in the message stands for how; `str()` says
+    it as `audiosr upsample` takes it (--model), `advice(other)` in another command's words."""
+
+    def __init__(self, message: str):
+        self.template = message
+        super().__init__(self.advice("pass --model"))
+
+    def advice(self, other: str) -> str:
+        return self.template.replace("{other}", other)
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as a short phrase for one line: its first line, without the file name it may repeat."""
+    text = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)).strip()
+    return text.splitlines()[0].rstrip(":") if text else type(exc).__name__
 
 
 # --------------------------------------------------------------------------------------------------
@@ -87,8 +106,8 @@ def resolve_model(spec: str | None) -> Iterator[Path]:
     if spec is None:
         path = default_model()
         if not path.is_dir():
-            raise ModelError(f"no model: {path} does not exist; train one with `make run` (dvc repro) or pass "
-                             "--model PATH, runs:/<run id>/pipeline or models:/<name>/<version>")
+            raise ModelError(f"no model: {path} does not exist; train one with `make run` (dvc repro) or {{other}} "
+                             "PATH, runs:/<run id>/pipeline or models:/<name>/<version>")
         yield path
     elif spec.startswith(URI_SCHEMES):
         import mlflow
@@ -100,23 +119,67 @@ def resolve_model(spec: str | None) -> Iterator[Path]:
                                                             registry_uri=uri)
             except Exception as exc:  # MlflowException, OSError, ...: one line, whatever the store says
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise ModelError(f"{spec}: cannot be fetched from the tracking store {uri} ({reason})") from exc
+                raise ModelError(f"{spec}: cannot be fetched from the tracking store {uri} ({reason}); check the "
+                                 "run id or model version, and MLFLOW_TRACKING_URI") from exc
             yield Path(local)
     else:
         yield Path(spec)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("audiosr")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def read_config(path: Path) -> dict:
-    """config.json of a complete pipeline folder; one clear error for a missing folder or part."""
+    """config.json of a complete pipeline folder; ModelError naming the folder or file for a missing
+    folder or part, a config that is not a pipeline's, or another format version."""
     if not path.is_dir():
-        raise ModelError(f"{path}: no such model folder; train one with `make run` (dvc repro) or pass --model")
+        raise ModelError(f"{path}: no such model folder; train one with `make run` (dvc repro) or {{other}}")
     missing = [n for n in ("config.json", *(f"{p}.safetensors" for p in PARTS)) if not (path / n).exists()]
     if missing:
-        raise ModelError(f"{path}: incomplete model folder, missing {', '.join(missing)}; run `dvc repro package`")
-    config = json.loads((path / "config.json").read_text())
+        raise ModelError(f"{path}: incomplete model folder, missing {', '.join(missing)}; {REBUILD}, or {{other}}")
+    file = path / "config.json"
+    try:
+        config = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{file}: cannot be read as JSON ({_reason(exc)}); {REBUILD}, or {{other}}") from exc
+    if not isinstance(config, dict):
+        raise ModelError(f"{file}: not a pipeline config (a JSON {type(config).__name__}); {REBUILD}, or {{other}}")
     if config.get("version") != VERSION:
-        raise ModelError(f"{path}: model format version {config.get('version')}, this audiosr reads {VERSION}")
+        raise ModelError(f"{path}: model format version {config.get('version')}, this audiosr ({_version()}) reads "
+                         f"version {VERSION}; {REBUILD} with this audiosr, install the audiosr that wrote it, "
+                         "or {other}")
+    lacking = [k for k in ("mel", "latent_scale", "n_mels", *PARTS) if k not in config]
+    lacking += [f"{p}.arch" for p in PARTS if p in config and "arch" not in (config[p] or {})]
+    if lacking:
+        raise ModelError(f"{file}: not a pipeline config (no {', '.join(lacking)}); {REBUILD}, or {{other}}")
     return config
+
+
+def _tensors(path: Path, part: str) -> dict[str, torch.Tensor]:
+    """The tensors of one part; ModelError naming the file when it is damaged (truncated, not safetensors)."""
+    file = path / f"{part}.safetensors"
+    try:
+        return load_file(str(file))
+    except (SafetensorError, OSError) as exc:
+        raise ModelError(f"{file}: cannot be read ({_reason(exc)}): the file is damaged or incomplete; "
+                         f"{REBUILD}, or {{other}}") from exc
+
+
+def _shapes(path: Path, part: str) -> dict[str, list[int]]:
+    """The tensor shapes of one part, from the file's header alone; ModelError as `_tensors`."""
+    file = path / f"{part}.safetensors"
+    try:
+        with safe_open(str(file), "pt") as f:
+            return {k: f.get_slice(k).get_shape() for k in f.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise ModelError(f"{file}: cannot be read ({_reason(exc)}): the file is damaged or incomplete; "
+                         f"{REBUILD}, or {{other}}") from exc
 
 
 def load_networks(path: Path, device: torch.device) -> tuple[dict, torch.nn.Module, torch.nn.Module, torch.nn.Module]:
@@ -124,11 +187,14 @@ def load_networks(path: Path, device: torch.device) -> tuple[dict, torch.nn.Modu
     norm removed; ModelError for a missing folder or part, or weights that do not fit the config."""
     config = read_config(path)
     try:
-        vae = load_vae(load_file(str(path / "vae.safetensors")), config["vae"], device)
-        unet = load_unet(load_file(str(path / "ldm.safetensors")), config["ldm"], device)
-        vocoder = load_vocoder(load_file(str(path / "vocoder.safetensors")), config["vocoder"], device)
-    except (RuntimeError, KeyError) as exc:
-        raise ModelError(f"{path}: the weights do not match the config ({exc})") from exc
+        vae = load_vae(_tensors(path, "vae"), config["vae"], device)
+        unet = load_unet(_tensors(path, "ldm"), config["ldm"], device)
+        vocoder = load_vocoder(_tensors(path, "vocoder"), config["vocoder"], device)
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, ModelError):
+            raise
+        raise ModelError(f"{path}: the weights do not match the config ({_reason(exc)}); {REBUILD}, "
+                         "or {other}") from exc
     if hasattr(vocoder, "remove_weight_norm"):
         vocoder.remove_weight_norm()
     return config, vae, unet, vocoder
@@ -154,10 +220,7 @@ def describe(path: Path, spec: str | None = None) -> dict:
     """What a pipeline folder is: its config, parameter counts per part and, for an MLflow URI, the
     metrics and params of the run that logged it."""
     config = read_config(Path(path))
-    counts = {}
-    for part in PARTS:
-        with safe_open(str(Path(path) / f"{part}.safetensors"), "pt") as f:
-            counts[part] = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+    counts = {part: sum(math.prod(shape) for shape in _shapes(Path(path), part).values()) for part in PARTS}
     run = _run_of(spec) if spec else None
     return {"config": config, "params": counts, "run_metrics": run[0] if run else {},
             "run_params": run[1] if run else {}}

@@ -25,7 +25,17 @@ from audiosr.inference.cutoff import analyse
 from audiosr.inference.merge import LFR_FFT, SILENCE, BandMerger, Crossfade, cutoff_bin
 from audiosr.inference.model import load_networks
 from audiosr.inference.spectrogram import Spectrograms
-from audiosr.inference.stream import BLOCK, Cursor, exact, file_blocks, probe_file, resampled, write_stream
+from audiosr.inference.stream import (
+    BLOCK,
+    ClipCounter,
+    Cursor,
+    continuation,
+    exact,
+    file_blocks,
+    probe_file,
+    resampled,
+    write_stream,
+)
 from audiosr.models.diffusion import SAMPLERS, Schedule, guided
 
 TRAINING_PEAK = 0.5
@@ -54,6 +64,9 @@ class FileResult:
     cutoff_hz: list[float]  # per channel, at 48 kHz
     elapsed_s: float
     copied: bool  # already full band at 48 kHz: written unchanged, no model run
+    clipped_input: float = 0.0  # the fraction of the input's samples that were clipped (see ClipCounter)
+    clipped_output: float = 0.0  # the fraction of the output's samples beyond full scale, clipped in the file
+    output_peak: float = 0.0  # the output's largest magnitude before clipping
 
     @property
     def rtf(self) -> float:
@@ -147,12 +160,16 @@ class Pipeline:
         streaming: memory does not grow with the file's length. `dst` is written under a temporary name
         and renamed. A file already at 48 kHz (or more) whose every non-silent channel has a cutoff above
         FULL_BAND_HZ is written unchanged (resampled to output_rate) when copy_full_band is set.
-        `spectrogram`, if given, collects the input's and the output's spectrograms at 48 kHz."""
+        `spectrogram`, if given, collects the input's and the output's spectrograms at 48 kHz. Clipping is
+        counted, not hidden: the output keeps the input's level (no limiter, no normalisation), samples
+        beyond full scale are clipped in the file, and the result says how many, and how many of the
+        input's were clipped already."""
         if output_rate not in OUTPUT_RATES:
             raise ValueError(f"output rate: {output_rate} Hz is not one of {', '.join(map(str, OUTPUT_RATES))}")
         start = time.perf_counter()
         sr, channels, frames = probe_file(src)
-        info = analyse(resampled(file_blocks(src), sr, SAMPLE_RATE, channels), channels)
+        clips = ClipCounter()
+        info = analyse(resampled(clips.tee(file_blocks(src)), sr, SAMPLE_RATE, channels), channels)
         heard = [c for c, p in zip(info.cutoff_hz, info.peak, strict=True) if p >= SILENCE]
         copied = copy_full_band and sr >= SAMPLE_RATE and bool(heard) and min(heard) >= FULL_BAND_HZ
         x48 = resampled(file_blocks(src), sr, SAMPLE_RATE, channels)
@@ -167,9 +184,10 @@ class Pipeline:
         if spectrogram is not None:
             y48 = spectrogram.tee(y48, "output")
         out = exact(resampled(y48, SAMPLE_RATE, output_rate, channels), round(frames * output_rate / sr), channels)
-        write_stream(dst, out, output_rate, channels)
+        written = write_stream(dst, out, output_rate, channels)
         return FileResult(Path(src), Path(dst), frames / sr, channels, sr, cutoffs, time.perf_counter() - start,
-                          copied)
+                          copied, clips.clipped / max(1, clips.samples),
+                          written.clipped / max(1, written.samples * channels), written.peak)
 
     def _restore(self, x48: Iterable[np.ndarray], n: int, cutoffs: list[float], steps: int, guidance: float,
                  seed: int, sampler: str, batch: int, overlap: float | None,
@@ -194,7 +212,7 @@ class Pipeline:
         for p0 in range(0, count, per_batch):
             positions = range(p0, min(count, p0 + per_batch))
             source.fill(positions[-1] * hop + seg)
-            restored = self._windows(source, positions, hop, seg, steps, guidance, seed, sampler, batch)
+            restored = self._windows(source, n, positions, hop, seg, steps, guidance, seed, sampler, batch)
             for p in positions:
                 piece = joins.add(restored[p], first=p == 0, last=p == count - 1)
                 a, b = p * hop, min(n, p * hop + piece.shape[1])
@@ -204,14 +222,18 @@ class Pipeline:
                 progress(positions[-1] + 1, count)
         yield merger.finish()
 
-    def _windows(self, source: Cursor, positions: range, hop: int, seg: int, steps: int, guidance: float,
+    def _windows(self, source: Cursor, n: int, positions: range, hop: int, seg: int, steps: int, guidance: float,
                  seed: int, sampler: str, batch: int) -> dict[int, np.ndarray]:
         """Restore every channel's window at each position: {position: (C, seg)} at the input's level.
-        Each window is scaled to the training peak and back; a silent window is not run (zeros)."""
+        Each window is scaled to the training peak and back; a silent window is not run (zeros). A window
+        reaching past the signal's end (of n samples) is filled by its continuation, not silence: a cut
+        to silence is a click whose band the model would restore into the output's last milliseconds."""
         out = {p: np.zeros((source.channels, seg), np.float32) for p in positions}
         todo = []
         for p in positions:
             window = source.get(p * hop, p * hop + seg)
+            if (real := n - p * hop) < seg:
+                window[:, real:] = np.stack([continuation(w[:real], seg - real) for w in window])
             for c, w in enumerate(window):
                 peak = float(np.abs(w).max())
                 if peak >= SILENCE:

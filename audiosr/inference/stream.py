@@ -1,19 +1,76 @@
 """Audio as a stream of (channels, samples) blocks: reading a file, resampling, cutting to length,
-random access into a forward-only stream, STFT frames of a stream, writing a file as it is made.
-Every step holds a bounded number of samples, so memory does not grow with the input's length."""
+random access into a forward-only stream, STFT frames of a stream, counting clipped samples, writing a
+file as it is made; and the continuation of a signal past its ends by linear prediction, for the
+filters that need samples there. Every step holds a bounded number of samples, so memory does not
+grow with the input's length."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
+from scipy import signal
 
 from audiosr.audio import AudioError
 
 BLOCK = 1 << 17  # samples per streamed block (2.7 s at 48 kHz); a multiple of the replacement STFT's hop
+FULL_SCALE = 0.999  # an input sample at or above it, in a run of CLIP_RUN or more, was clipped
+CLIP_RUN = 3  # a lone sample at full scale is a peak that happens to reach it; three in a row are a flat top
+LPC_ORDER = 32  # the linear predictor that continues a signal past its ends (see `continuation`)
+LPC_CONTEXT = 2048  # the samples at an end it is fitted on
+
+
+class OutputError(OSError):
+    """An output that cannot be written: the message names it and the system's reason."""
+
+
+def _why(exc: OSError) -> str:
+    """The system's reason for an OSError as a short phrase: 'permission denied: <the path it was about>'."""
+    reason = (exc.strerror or str(exc) or type(exc).__name__).lower()
+    return f"{reason}: {exc.filename}" if exc.filename else reason
+
+
+def _predictor(context: np.ndarray, order: int) -> np.ndarray | None:
+    """The linear predictor of a signal (autocorrelation method on a Hann-windowed context, Levinson-Durbin
+    recursion: a minimum-phase, so stable, all-pole filter) -> a (order + 1,) with a[0] = 1; None for silence."""
+    w = context * np.hanning(len(context))
+    r = np.correlate(w, w, "full")[len(w) - 1 : len(w) + order].copy()
+    if r[0] <= 0:
+        return None
+    r[0] *= 1 + 1e-9  # a whisper of white noise keeps the recursion well conditioned on pure tones
+    a, e = np.zeros(order + 1), r[0]
+    a[0] = 1.0
+    for i in range(1, order + 1):
+        k = -(r[i] + a[1:i] @ r[i - 1 : 0 : -1]) / e
+        a[1 : i + 1] += k * a[i - 1 :: -1][:i]
+        e *= 1 - k * k
+    return a
+
+
+def continuation(v: np.ndarray, n: int) -> np.ndarray:
+    """v: (T,) -> the n samples after its end, predicted by a linear predictor of its last LPC_CONTEXT
+    samples (zeros for a silent or very short v), bounded by twice the context's peak."""
+    context = np.asarray(v[-LPC_CONTEXT:], np.float64)
+    order = min(LPC_ORDER, len(context) // 2)
+    a = _predictor(context, order) if order > 0 else None
+    if a is None:
+        return np.zeros(n)
+    state = signal.lfiltic([1.0], a, context[::-1][:order])
+    out = signal.lfilter([1.0], a, np.zeros(n), zi=state)[0]
+    bound = 2 * np.abs(context).max()
+    return np.clip(np.nan_to_num(out), -bound, bound)
+
+
+def extend(x: np.ndarray, n: int) -> np.ndarray:
+    """(C, T) -> (C, n + T + n): each channel continued past both ends by linear prediction."""
+    x64 = np.asarray(x, np.float64)
+    rows = [np.concatenate([continuation(c[::-1], n)[::-1], c, continuation(c, n)]) for c in x64]
+    return np.stack(rows).astype(x.dtype) if rows else np.zeros((0, x.shape[-1] + 2 * n), x.dtype)
 
 
 class Cursor:
@@ -52,6 +109,11 @@ class Cursor:
 def probe_file(path: Path) -> tuple[int, int, int]:
     """(sample rate, channels, frames) of an audio file; AudioError naming it when unreadable or empty."""
     try:
+        with open(path, "rb"):  # the system's reason (permission denied...): soundfile says only "System error"
+            pass
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot be read ({(exc.strerror or str(exc)).lower()})") from exc
+    try:
         info = sf.info(str(path))
     except Exception as exc:  # soundfile raises several types for corrupt files
         raise AudioError(f"{path}: cannot be read as audio ({exc})") from exc
@@ -74,17 +136,43 @@ def file_blocks(path: Path) -> Iterator[np.ndarray]:
 
 
 def resampled(blocks: Iterable[np.ndarray], sr_in: int, sr_out: int, channels: int) -> Iterator[np.ndarray]:
-    """(C, k) blocks at sr_in -> (C, k') blocks at sr_out, soxr HQ as one stream (the same samples as
-    resampling the whole signal at once)."""
+    """(C, k) blocks at sr_in, n samples in all -> (C, k') blocks at sr_out, round(n * sr_out / sr_in) samples
+    in all: soxr HQ as one stream. The signal is continued past both ends (`continuation`, at least 10 ms)
+    and what the resampler makes of the continuations dropped, so its filter sees the signal going on
+    where it would otherwise see a cut to silence, which rings at the first and last milliseconds."""
     if sr_in == sr_out:
         yield from blocks
         return
+    g = math.gcd(sr_in, sr_out)
+    lead = sr_in // g * math.ceil(max(512, sr_in // 100) / (sr_in // g))  # whole output samples: lead * sr_out / sr_in
+    skip = lead * sr_out // sr_in
     stream = soxr.ResampleStream(sr_in, sr_out, channels, "float32", "HQ")
+    tail = np.zeros((channels, 0), np.float32)  # the last LPC_CONTEXT input samples, for the end's continuation
+    n = emitted = 0
+
+    def run(x: np.ndarray, last: bool = False) -> np.ndarray:
+        nonlocal skip, emitted
+        out = stream.resample_chunk(np.ascontiguousarray(x.T, dtype=np.float32), last=last).T
+        cut = min(skip, out.shape[1])
+        skip -= cut
+        out = out[:, cut:]
+        emitted += out.shape[1]
+        return out
+
     for block in blocks:
-        out = stream.resample_chunk(np.ascontiguousarray(block.T, dtype=np.float32), last=False)
-        if len(out):
-            yield out.T
-    yield stream.resample_chunk(np.zeros((0, channels), np.float32), last=True).T
+        if n == 0 and block.shape[1]:
+            run(np.stack([continuation(c[::-1], lead)[::-1] for c in block]).astype(np.float32))
+        n += block.shape[1]
+        tail = np.concatenate([tail, block], 1)[:, -LPC_CONTEXT:]
+        if (out := run(block)).shape[1]:
+            yield out
+    if n == 0:
+        return
+    total = round(n * sr_out / sr_in)
+    ending = np.stack([continuation(c, lead) for c in tail]).astype(np.float32)
+    before = emitted
+    out = np.concatenate([run(ending), run(np.zeros((channels, 0), np.float32), last=True)], 1)
+    yield out[:, : max(0, total - before)]
 
 
 def exact(blocks: Iterable[np.ndarray], n: int, channels: int) -> Iterator[np.ndarray]:
@@ -128,21 +216,63 @@ class Frames:
         return np.abs(np.fft.rfft(pad * self.window, axis=-1))[:, None]
 
 
-def write_stream(path: Path, blocks: Iterable[np.ndarray], sr: int, channels: int) -> None:
+class ClipCounter:
+    """Counts the clipped samples of a stream of (C, k) blocks as they pass through `tee`: samples beyond
+    full scale, and runs of CLIP_RUN or more consecutive samples at FULL_SCALE (a flattened peak; runs
+    across two blocks are not seen, which only undercounts)."""
+
+    def __init__(self):
+        self.clipped = 0
+        self.samples = 0  # over all channels
+
+    def tee(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        for block in blocks:
+            hot = np.abs(block) >= FULL_SCALE
+            run = np.ones_like(hot[:, CLIP_RUN - 1 :])
+            for k in range(CLIP_RUN):
+                run &= hot[:, k : hot.shape[1] - CLIP_RUN + 1 + k]
+            flat = np.abs(block) > 1.0
+            for k in range(CLIP_RUN):
+                flat[:, k : flat.shape[1] - CLIP_RUN + 1 + k] |= run
+            self.clipped += int(flat.sum())
+            self.samples += block.size
+            yield block
+
+
+@dataclass
+class Written:
+    samples: int  # per channel
+    clipped: int  # samples (all channels) beyond full scale, clipped in the file
+    peak: float  # the largest magnitude before clipping
+
+
+def write_stream(path: Path, blocks: Iterable[np.ndarray], sr: int, channels: int) -> Written:
     """Write (C, k) float blocks to `path` as they come, in the format its suffix names (24-bit where the
     format has it), under a temporary name renamed at the end: an interrupted write never leaves a file
-    that looks complete."""
+    that looks complete. Samples beyond full scale are clipped, and counted. OutputError naming `path`
+    when its folder cannot be made or written to, before any block is asked for."""
     path = Path(path)
     fmt = path.suffix[1:].upper()
     if fmt not in sf.available_formats():
         raise ValueError(f"{path}: unknown audio format {path.suffix!r}; use .wav or .flac")
     subtype = "PCM_24" if sf.check_format(fmt, "PCM_24") else None
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:  # the system's reason, which soundfile reduces to "System error"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.open("wb").close()
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot be written ({_why(exc)})") from exc
+    written = Written(0, 0, 0.0)
     try:
         with sf.SoundFile(str(tmp), "w", sr, channels, subtype, format=fmt) as f:
             for block in blocks:
+                if block.size:
+                    magnitude = np.abs(block)
+                    written.peak = max(written.peak, float(magnitude.max()))
+                    written.clipped += int(np.count_nonzero(magnitude > 1.0))
+                written.samples += block.shape[1]
                 f.write(np.clip(block.T, -1.0, 1.0))
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+    return written

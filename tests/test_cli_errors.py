@@ -1,0 +1,279 @@
+"""`audiosr upsample`, `info` and `degrade` when things go wrong: broken model folders, signals, unreadable
+inputs, unwritable outputs, clipped inputs, bad option values, the edges of the output. Each test runs
+the real command (typer's CliRunner, or a subprocess for signals) on audio computed here, with the tiny
+random model of test_upsample (its generated band is faint, so the output is the input's band as the
+low-frequency replacement keeps it) or the `project` fixture's trained model where training matters.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from tests.test_upsample import STEPS, build_tiny, music, run, write
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return build_tiny(tmp_path_factory.mktemp("models"))
+
+
+def error_lines(result) -> list[str]:
+    """The lines the command printed, after checking it ended by itself (no uncaught exception)."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    return [line for line in result.output.splitlines() if line.strip()]
+
+
+def sine(seconds: float, sr: int, hz: float, amp: float = 0.3, phase: float = 0.0) -> np.ndarray:
+    return (amp * np.sin(2 * np.pi * hz * np.arange(int(seconds * sr)) / sr + phase)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------------
+# Model folders
+
+
+def broken_copies(model_dir: Path, root: Path) -> dict[str, tuple[Path, str]]:
+    """Copies of a good model folder, each broken in one way -> (folder, the file named in the error)."""
+    cases: dict[str, tuple[Path, str]] = {}
+
+    def copy(name: str) -> Path:
+        dst = root / name
+        shutil.copytree(model_dir, dst)
+        return dst
+
+    for part in ("vae", "ldm", "vocoder"):
+        folder = copy(f"truncated_{part}")
+        data = (folder / f"{part}.safetensors").read_bytes()
+        (folder / f"{part}.safetensors").write_bytes(data[: len(data) // 2])
+        cases[f"truncated {part}"] = (folder, f"{part}.safetensors")
+    for name, text in (("garbage", "{not json"), ("list", "[1, 2]"), ("empty", "")):
+        folder = copy(f"config_{name}")
+        (folder / "config.json").write_text(text)
+        cases[f"config {name}"] = (folder, "config.json")
+    folder = copy("config_keys")
+    config = json.loads((folder / "config.json").read_text())
+    del config["mel"]
+    (folder / "config.json").write_text(json.dumps(config))
+    cases["config without mel"] = (folder, "config.json")
+    return cases
+
+
+def test_broken_model_folder_is_one_line(tmp_path, model_dir) -> None:
+    """A truncated .safetensors or a config.json that is not a pipeline's: one line naming the file and
+    what to do, for `upsample` (--model) and for `info` (its MODEL argument), never a traceback."""
+    src = write(tmp_path / "a.wav", music(22_000), 44_100)
+    for case, (folder, name) in broken_copies(model_dir, tmp_path / "models").items():
+        r = run("upsample", src, "--model", folder, *STEPS)
+        lines = error_lines(r)
+        assert r.exit_code == 1 and len(lines) == 1, (case, r.output)
+        assert lines[0].startswith("error:") and str(folder / name) in lines[0], (case, r.output)
+        assert "dvc repro package" in lines[0] and "--model" in lines[0], (case, r.output)
+        i = run("info", folder)
+        lines = error_lines(i)
+        assert i.exit_code == 1 and len(lines) == 1 and str(folder / name) in lines[0], (case, i.output)
+        assert "audiosr info MODEL" in lines[0] and "--model" not in lines[0], (case, i.output)
+    assert not (tmp_path / "a_48k.wav").exists()
+
+
+def test_version_mismatch_says_what_to_do(tmp_path, model_dir) -> None:
+    folder = tmp_path / "old"
+    shutil.copytree(model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "version": 99}))
+    src = write(tmp_path / "a.wav", music(22_000), 44_100)
+    lines = error_lines(r := run("upsample", src, "--model", folder, *STEPS))
+    assert r.exit_code == 1 and len(lines) == 1 and "version 99" in lines[0], r.output
+    assert "dvc repro package" in lines[0] and "install" in lines[0] and "--model" in lines[0], r.output
+    lines = error_lines(i := run("info", folder))
+    assert i.exit_code == 1 and "dvc repro package" in lines[0] and "--model" not in lines[0], i.output
+
+
+def test_info_advice_names_its_argument(tmp_path) -> None:
+    lines = error_lines(r := run("info", tmp_path / "nope"))
+    assert r.exit_code == 1 and len(lines) == 1 and "nope" in lines[0]
+    assert "audiosr info MODEL" in lines[0] and "--model" not in lines[0], r.output
+
+
+@pytest.mark.slow
+def test_info_prints_metrics_as_lines(project) -> None:
+    """A trained model's training metrics, one readable line per part: no Python dicts."""
+    wd, _ = project
+    r = run("info", wd / "models/pipeline")
+    assert r.exit_code == 0, r.output
+    assert "{" not in r.output and "'" not in r.output, r.output
+    lines = {line.split()[0] + " " + line.split()[1]: line for line in r.output.splitlines() if " metrics " in line}
+    assert set(lines) == {"vae metrics", "ldm metrics", "vocoder metrics"}, r.output
+    assert "val/rec_l1 " in lines["vae metrics"] and "val/v_mse " in lines["ldm metrics"]
+    assert "val/mel_l1 " in lines["vocoder metrics"] and "steps 4" in lines["vocoder metrics"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Signals
+
+
+def test_sigterm_leaves_no_partial_file(tmp_path, model_dir) -> None:
+    """SIGTERM (timeout, docker stop, systemd) mid-file: the temporary file is removed, no output is left,
+    the exit code is 128 + 15."""
+    src = write(tmp_path / "long.wav", music(40 * 44_100, 44_100), 44_100)
+    tmp = tmp_path / ".long_48k.tmp.wav"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    cmd = [sys.executable, "-c", "from audiosr.cli import app; app()", "upsample", str(src), "--model",
+           str(model_dir), "--steps", "4", "--device", "cpu", "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp.exists() and tmp.stat().st_size > 0) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc.poll() is None, "finished before it could be interrupted: make the input longer"
+        assert tmp.exists(), "the temporary output never appeared"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, err)
+    assert "Traceback" not in err and "terminated" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.wav"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs and outputs
+
+
+def test_an_unreadable_named_file_is_one_failure_among_many(tmp_path, model_dir, monkeypatch) -> None:
+    """A file named on the command line that cannot be read fails alone: the others are restored, the run
+    ends with the list of failures (exit 1), never a usage error (exit 2) that stops the whole batch."""
+    a = write(tmp_path / "a.wav", music(20_000), 44_100)
+    locked = write(tmp_path / "locked.wav", music(20_000, seed=1), 44_100)
+    b = write(tmp_path / "b.wav", music(20_000, seed=2), 44_100)
+    locked.chmod(0)
+    readable = os.access(locked, os.R_OK)  # root reads anything
+    if readable:  # show the command what an ordinary user's system says about the file
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: Path(p) != locked and real(p, mode, *a, **k))
+    r = run("upsample", a, locked, b, "--model", model_dir, *STEPS)
+    error_lines(r)
+    assert r.exit_code != 2, r.output
+    assert (tmp_path / "a_48k.wav").exists() and (tmp_path / "b_48k.wav").exists(), r.output
+    if not readable:
+        assert r.exit_code == 1 and "1 input(s) failed" in r.output
+        assert "locked.wav: cannot be read (permission denied)" in r.output, r.output
+
+
+def test_unwritable_output_is_one_line_naming_it(tmp_path, model_dir) -> None:
+    srcs = [write(tmp_path / "in" / f"{n}.wav", music(20_000, seed=i), 44_100) for i, n in enumerate("ab")]
+    # a folder under a regular file: cannot be made
+    (tmp_path / "file").write_text("not a folder")
+    out = tmp_path / "file" / "sub"
+    r = run("upsample", *srcs, "-o", out, "--model", model_dir, *STEPS)
+    lines = error_lines(r)
+    assert r.exit_code == 1 and "2 input(s) failed" in r.output, r.output
+    for name in ("a", "b"):
+        line = next(x for x in lines if x.startswith("error:") and f"{name}.wav" in x)
+        assert f"{out / name}_48k.wav: cannot be written" in line and "not a directory" in line, line
+    # a folder without write permission (root writes anyway; /sys refuses root too)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    if os.access(locked, os.W_OK):
+        locked = Path("/sys")
+        try:
+            (locked / ".audiosr-probe.wav").open("wb").close()
+            pytest.skip("no folder refuses writes here")
+        except OSError:
+            pass
+    r = run("upsample", srcs[0], "-o", locked / "x.wav", "--model", model_dir, *STEPS)
+    lines = error_lines(r)
+    assert r.exit_code == 1 and "System error" not in r.output, r.output
+    assert any(f"{locked / 'x.wav'}: cannot be written" in x and "permission denied" in x for x in lines), r.output
+
+
+def test_clipped_input_is_reported(tmp_path, model_dir) -> None:
+    """A clipped input gives one warning line; output samples that clip are counted in the summary with
+    the headroom that would avoid them. A clean input gets neither."""
+    clipped = np.clip(sine(1.5, 44_100, 1000.0, amp=1.6), -1.0, 1.0)
+    src = write(tmp_path / "hot.wav", clipped, 44_100)
+    r = run("upsample", src, "--model", model_dir, *STEPS)
+    lines = error_lines(r)
+    assert r.exit_code == 0, r.output
+    warnings = [x for x in lines if x.startswith("warning:")]
+    assert len(warnings) == 1 and "hot.wav" in warnings[0] and "clipped" in warnings[0], r.output
+    y, _ = sf.read(tmp_path / "hot_48k.wav")
+    at_full_scale = float(np.mean(np.abs(y) >= 1 - 2**-22))
+    summary = next(x for x in lines if "hot_48k.wav" in x and not x.startswith("warning:"))
+    if at_full_scale > 0:
+        assert "clipped" in summary and "dB" in summary, summary
+    clean = write(tmp_path / "clean.wav", sine(1.5, 44_100, 1000.0, amp=0.5), 44_100)
+    r = run("upsample", clean, "--model", model_dir, *STEPS)
+    assert r.exit_code == 0 and "is clipped" not in r.output and "clipped at" not in r.output, r.output
+    assert "warning" not in r.output, r.output
+
+
+def test_rtf_only_for_audio_long_enough_to_mean_it(tmp_path, model_dir) -> None:
+    one = write(tmp_path / "one.wav", np.full(1, 0.3, np.float32), 44_100)
+    r = run("upsample", one, "--model", model_dir, *STEPS)
+    assert r.exit_code == 0 and "one_48k.wav" in r.output and "RTF" not in r.output, r.output
+    two = write(tmp_path / "two.wav", music(2 * 44_100), 44_100)
+    r = run("upsample", two, "--model", model_dir, *STEPS)
+    assert r.exit_code == 0 and "RTF" in r.output, r.output
+
+
+# --------------------------------------------------------------------------------------------------
+# The output's edges
+
+
+@pytest.mark.parametrize(("sr", "tones"), [(8000, [1000.0, 3100.0]), (44_100, [5000.0]), (192_000, [7777.0] * 6)])
+def test_a_tone_ends_without_a_burst(tmp_path, model_dir, sr, tones) -> None:
+    """A pure tone (per channel: its own frequency and phase) keeps its level to the first and the last
+    sample: the first and last 20 ms peak no higher than the rest (the low-frequency replacement's STFT
+    sees a continuation of the signal past its ends, not a mirror image with a kink)."""
+    x = np.stack([sine(1.2, sr, hz, phase=c) for c, hz in enumerate(tones)])
+    src = write(tmp_path / "tone.wav", x, sr)
+    r = run("upsample", src, "--model", model_dir, *STEPS)
+    assert r.exit_code == 0, r.output
+    y, out_sr = sf.read(tmp_path / "tone_48k.wav", always_2d=True)
+    edge = int(0.02 * out_sr)
+    for c in range(len(tones)):
+        body = np.abs(y[edge:-edge, c]).max()
+        head, tail = np.abs(y[:edge, c]).max(), np.abs(y[-edge:, c]).max()
+        assert body < 0.33 and head <= 1.03 * body and tail <= 1.03 * body, (tones[c], body, head, tail)
+
+
+# --------------------------------------------------------------------------------------------------
+# degrade
+
+
+@pytest.mark.parametrize(("option", "value", "say"), [
+    ("--amplitude", "-0.5", "from 0 to 1"), ("--amplitude", "1.5", "from 0 to 1"),
+    ("--order", "0", "from 1 to 32"), ("--order", "40", "from 1 to 32"),
+    ("--cutoff", "0", "Nyquist"), ("--cutoff", "-100", "Nyquist"), ("--cutoff", "22050", "Nyquist"),
+    ("--tone-hz", "0", "Nyquist"), ("--tone-hz", "30000", "Nyquist"),
+])
+def test_degrade_rejects_out_of_range_values(tmp_path, option, value, say) -> None:
+    src = write(tmp_path / "in.wav", music(44_100, 44_100), 44_100)
+    out = tmp_path / "out.wav"
+    args = {"--filter": "chebyshev", "--order": "8", "--cutoff": "4000", "--noise": "tone", "--amplitude": "0.01",
+            "--tone-hz": "1000", option: value}
+    r = run("degrade", src, "-o", out, *[v for kv in args.items() for v in kv])
+    lines = error_lines(r)
+    assert r.exit_code == 1 and len(lines) == 1, r.output
+    assert lines[0].startswith(f"error: {option}: {value}") and say in lines[0], r.output
+    assert not out.exists()
