@@ -68,15 +68,24 @@ def degrade(
         _fail(str(exc))
     for option, hz in (("--cutoff", cutoff), ("--tone-hz", tone_hz if noise == "tone" else None)):
         if hz is not None and not 0 < hz < sr / 2:
-            _fail(f"{option}: {hz:g} Hz is out of range; it must lie between 0 and the Nyquist frequency "
-                  f"{sr / 2:g} Hz of {input}")
+            _fail(
+                f"{option}: {hz:g} Hz is out of range; it must lie between 0 and the Nyquist frequency "
+                f"{sr / 2:g} Hz of {input}"
+            )
     peak = float(np.abs(wave).max())
     if peak == 0:
         _fail(f"{input}: is silent; nothing to degrade")
     rng = np.random.default_rng(seed)
     phase = float(rng.uniform(0, 2 * np.pi))
-    d = deg.Degradation(filter, order, cutoff, noise, amplitude if noise != "none" else 0.0,
-                        tone_hz if noise == "tone" else 0.0, phase if noise == "tone" else 0.0)
+    d = deg.Degradation(
+        filter,
+        order,
+        cutoff,
+        noise,
+        amplitude if noise != "none" else 0.0,
+        tone_hz if noise == "tone" else 0.0,
+        phase if noise == "tone" else 0.0,
+    )
     try:
         y = deg.apply(wave * (0.5 / peak), sr, d, rng)
     except ValueError as exc:
@@ -88,8 +97,21 @@ def degrade(
 # --------------------------------------------------------------------------------------------------
 # upsample / info
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf",
-                  ".w64", ".rf64"}
+AUDIO_SUFFIXES = {
+    ".wav",
+    ".flac",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".mp3",
+    ".aif",
+    ".aiff",
+    ".aifc",
+    ".au",
+    ".caf",
+    ".w64",
+    ".rf64",
+}
 
 
 @dataclass
@@ -111,8 +133,11 @@ def plan(inputs: list[Path], output: Path | None, rate: int) -> tuple[list[Job],
     found: list[tuple[Path, Path | None]] = []
     for item in inputs:
         if item.is_dir():
-            files = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
-                           and not p.name.startswith("."))
+            files = sorted(
+                p
+                for p in item.rglob("*")
+                if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
+            )
             if not files:
                 errors.append(f"{item}: no audio files in this folder (looked for {', '.join(sorted(AUDIO_SUFFIXES))})")
             found += [(p, item) for p in files]
@@ -153,8 +178,9 @@ def _spectrogram_path(spectrogram: Path, job: Job, many: bool) -> Path:
 
 
 def _save_figure(spectrograms: Spectrograms, result: FileResult, path: Path) -> None:
-    fig = plots.spectrogram_figure(spectrograms.images, spectrograms.seconds, result.cutoff_hz, SAMPLE_RATE,
-                                   title=result.input.name)
+    fig = plots.spectrogram_figure(
+        spectrograms.images, spectrograms.seconds, result.cutoff_hz, SAMPLE_RATE, title=result.input.name
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.png")
     try:
@@ -178,16 +204,20 @@ def _summary(r: FileResult) -> str:
         head = f"{head}; {r.elapsed_s:.1f} s{rtf}"
     if r.clipped_output > 0:
         over = 20 * math.log10(r.output_peak)
-        head += (f"; {100 * r.clipped_output:.2g} % of the output clipped at full scale (peak +{over:.1f} dBFS: "
-                 f"lower the input by {math.ceil(over * 10) / 10:.1f} dB to avoid it)")
+        head += (
+            f"; {100 * r.clipped_output:.2g} % of the output clipped at full scale (peak +{over:.1f} dBFS: "
+            f"lower the input by {math.ceil(over * 10) / 10:.1f} dB to avoid it)"
+        )
     return head
 
 
 def _clipping_warning(r: FileResult) -> str | None:
     if r.clipped_input == 0:
         return None
-    return (f"{r.input}: the input is clipped ({100 * r.clipped_input:.2g} % of its samples at full scale); "
-            "restoration cannot undo clipping, whose distortion reaches into the restored band")
+    return (
+        f"{r.input}: the input is clipped ({100 * r.clipped_input:.2g} % of its samples at full scale); "
+        "restoration cannot undo clipping, whose distortion reaches into the restored band"
+    )
 
 
 class Terminated(SystemExit):
@@ -215,27 +245,41 @@ def _sigterm_unwinds() -> Iterator[None]:
 
 @app.command()
 def upsample(
-    inputs: Annotated[list[Path], typer.Argument(
-        help="Audio files or folders (searched recursively).", readable=False)],  # unreadable: one failure
-    output: Annotated[Path | None, typer.Option(
-        "-o", "--output", help="Output file (one input) or folder (several). Default: <name>_48k.wav beside it.")
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Audio files or folders (searched recursively).", readable=False)
+    ],  # unreadable: one failure
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o", "--output", help="Output file (one input) or folder (several). Default: <name>_48k.wav beside it."
+        ),
     ] = None,
-    model: Annotated[str | None, typer.Option(
-        help="Pipeline folder, runs:/<run id>/pipeline or models:/<name>/<version>. Default: models/pipeline.")
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Pipeline folder, runs:/<run id>/pipeline or models:/<name>/<version>. Default: models/pipeline."
+        ),
     ] = None,
     steps: Annotated[int, typer.Option(help="Diffusion sampling steps.")] = DEFAULT_STEPS,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (1: none).")] = DEFAULT_GUIDANCE,
     seed: Annotated[int, typer.Option(help="Seed of the diffusion noise.")] = 0,
     device: Annotated[str | None, typer.Option(help="cpu or cuda. Default: cuda when available.")] = None,
-    precision: Annotated[str, typer.Option(
-        help="fp32, bf16, or auto: bf16 where the device runs it natively (about twice as fast).")] = "auto",
-    cutoff: Annotated[str, typer.Option(
-        help="Keep the input below this frequency (Hz); 'auto' detects it per channel, 0 keeps nothing.")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="fp32, bf16, or auto: bf16 where the device runs it natively (about twice as fast).")
+    ] = "auto",
+    cutoff: Annotated[
+        str,
+        typer.Option(help="Keep the input below this frequency (Hz); 'auto' detects it per channel, 0 keeps nothing."),
+    ] = "auto",
     output_rate: Annotated[int, typer.Option("--output-rate", help="48000 or 44100.")] = SAMPLE_RATE,
-    spectrogram: Annotated[Path | None, typer.Option(
-        help="Write a PNG of input and output side by side (a folder of PNGs for several inputs).")] = None,
-    force: Annotated[bool, typer.Option(
-        "--force", help="Overwrite existing outputs; upsample inputs that are already 48 kHz full band.")] = False,
+    spectrogram: Annotated[
+        Path | None,
+        typer.Option(help="Write a PNG of input and output side by side (a folder of PNGs for several inputs)."),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Overwrite existing outputs; upsample inputs that are already 48 kHz full band."),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summaries, only errors.")] = False,
 ) -> None:
     """Restore recordings to 48 kHz with a trained model: any length, rate and channel count."""
@@ -269,16 +313,28 @@ def upsample(
                     spec = Spectrograms() if spectrogram else None
                     try:
                         result = pipe.upsample_file(
-                            job.src, job.dst, steps, guidance, seed, cutoff_hz, output_rate, copy_full_band=not force,
-                            progress=lambda d, n, t=task: progress.update(t, completed=d, total=n), spectrogram=spec)
+                            job.src,
+                            job.dst,
+                            steps,
+                            guidance,
+                            seed,
+                            cutoff_hz,
+                            output_rate,
+                            copy_full_band=not force,
+                            progress=lambda d, n, t=task: progress.update(t, completed=d, total=n),
+                            spectrogram=spec,
+                        )
                         if spec is not None:
                             _save_figure(spec, result, _spectrogram_path(spectrogram, job, len(jobs) > 1))
                     except (AudioError, ValueError, OSError, RuntimeError) as exc:  # one line, then the next file
                         error = str(exc) if str(job.src) in str(exc) else f"{job.src}: {exc}"
                     except Terminated:
                         progress.stop()
-                        typer.secho(f"error: terminated (SIGTERM) while restoring {job.src}; {job.dst} was not written",
-                                    fg=typer.colors.RED, err=True)
+                        typer.secho(
+                            f"error: terminated (SIGTERM) while restoring {job.src}; {job.dst} was not written",
+                            fg=typer.colors.RED,
+                            err=True,
+                        )
                         raise
                     progress.remove_task(task)
                 if error is not None:
@@ -321,8 +377,9 @@ def _check(job: Job, sources: set[Path], targets: set[Path], force: bool) -> str
 
 
 @app.command()
-def info(model: Annotated[str, typer.Argument(help="Pipeline folder, runs:/<run id>/pipeline or models:/<name>/<v>.")]
-         ) -> None:
+def info(
+    model: Annotated[str, typer.Argument(help="Pipeline folder, runs:/<run id>/pipeline or models:/<name>/<v>.")],
+) -> None:
     """What a model is: profile, sizes, mel settings, training data and steps, logged metrics."""
     try:
         with resolve_model(model) as path:
@@ -334,10 +391,16 @@ def info(model: Annotated[str, typer.Argument(help="Pipeline folder, runs:/<run 
     lines = [
         ("model", model),
         ("profile", f"{cfg.get('profile')} (format version {cfg['version']})"),
-        ("mel", f"{mel['n_mels']} bands, {mel['sample_rate']} Hz, n_fft {mel['n_fft']}, hop {mel['hop']}, "
-                f"{mel['fmin']:g}-{mel['fmax']:g} Hz"),
-        ("segment", f"{cfg.get('segment_frames', 512)} frames "
-                    f"({cfg.get('segment_frames', 512) * mel['hop'] / mel['sample_rate']:.2f} s)"),
+        (
+            "mel",
+            f"{mel['n_mels']} bands, {mel['sample_rate']} Hz, n_fft {mel['n_fft']}, hop {mel['hop']}, "
+            f"{mel['fmin']:g}-{mel['fmax']:g} Hz",
+        ),
+        (
+            "segment",
+            f"{cfg.get('segment_frames', 512)} frames "
+            f"({cfg.get('segment_frames', 512) * mel['hop'] / mel['sample_rate']:.2f} s)",
+        ),
         ("latent scale", f"{cfg['latent_scale']:.4g}"),
     ]
     for part in PARTS:

@@ -135,8 +135,20 @@ def test_sigterm_leaves_no_partial_file(tmp_path, model_dir) -> None:
     src = write(tmp_path / "long.wav", music(40 * 44_100, 44_100), 44_100)
     tmp = tmp_path / ".long_48k.tmp.wav"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    cmd = [sys.executable, "-c", "from audiosr.cli import app; app()", "upsample", str(src), "--model",
-           str(model_dir), "--steps", "4", "--device", "cpu", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from audiosr.cli import app; app()",
+        "upsample",
+        str(src),
+        "--model",
+        str(model_dir),
+        "--steps",
+        "4",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -261,17 +273,32 @@ def test_a_tone_ends_without_a_burst(tmp_path, model_dir, sr, tones) -> None:
 # degrade
 
 
-@pytest.mark.parametrize(("option", "value", "say"), [
-    ("--amplitude", "-0.5", "from 0 to 1"), ("--amplitude", "1.5", "from 0 to 1"),
-    ("--order", "0", "from 1 to 32"), ("--order", "40", "from 1 to 32"),
-    ("--cutoff", "0", "Nyquist"), ("--cutoff", "-100", "Nyquist"), ("--cutoff", "22050", "Nyquist"),
-    ("--tone-hz", "0", "Nyquist"), ("--tone-hz", "30000", "Nyquist"),
-])
+@pytest.mark.parametrize(
+    ("option", "value", "say"),
+    [
+        ("--amplitude", "-0.5", "from 0 to 1"),
+        ("--amplitude", "1.5", "from 0 to 1"),
+        ("--order", "0", "from 1 to 32"),
+        ("--order", "40", "from 1 to 32"),
+        ("--cutoff", "0", "Nyquist"),
+        ("--cutoff", "-100", "Nyquist"),
+        ("--cutoff", "22050", "Nyquist"),
+        ("--tone-hz", "0", "Nyquist"),
+        ("--tone-hz", "30000", "Nyquist"),
+    ],
+)
 def test_degrade_rejects_out_of_range_values(tmp_path, option, value, say) -> None:
     src = write(tmp_path / "in.wav", music(44_100, 44_100), 44_100)
     out = tmp_path / "out.wav"
-    args = {"--filter": "chebyshev", "--order": "8", "--cutoff": "4000", "--noise": "tone", "--amplitude": "0.01",
-            "--tone-hz": "1000", option: value}
+    args = {
+        "--filter": "chebyshev",
+        "--order": "8",
+        "--cutoff": "4000",
+        "--noise": "tone",
+        "--amplitude": "0.01",
+        "--tone-hz": "1000",
+        option: value,
+    }
     r = run("degrade", src, "-o", out, *[v for kv in args.items() for v in kv])
     lines = error_lines(r)
     assert r.exit_code == 1 and len(lines) == 1, r.output

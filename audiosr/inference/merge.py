@@ -64,8 +64,9 @@ class Crossfade:
         return np.concatenate([head, body], axis=1).astype(np.float32)
 
 
-def merge_bands(x: np.ndarray, y: np.ndarray, bins: Sequence[int], silence: float = 0.0,
-                n_fft: int = LFR_FFT) -> np.ndarray:
+def merge_bands(
+    x: np.ndarray, y: np.ndarray, bins: Sequence[int], silence: float = 0.0, n_fft: int = LFR_FFT
+) -> np.ndarray:
     """x (input), y (generated): (C, T) at 48 kHz -> (C, T): x's STFT below bin bins[c], y's from it up.
 
     STFT: Hann n_fft, hop n_fft // 4, centred. Both signals are first continued n_fft samples past their

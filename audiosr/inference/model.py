@@ -66,9 +66,15 @@ def package(models: Path, out: Path, extra: dict | None = None) -> None:
     profiles = {name: cfg.get("profile") for name, (_, cfg) in parts.items()}
     if len(set(profiles.values())) != 1:
         raise ModelError(f"{models}: the parts come from different profiles {profiles}; re-run training")
-    config = {"version": VERSION, "profile": profiles["vae"], "n_mels": n_mels["vae"], "mel": parts["vae"][1]["mel"],
-              "latent_scale": parts["vae"][1]["scale"], **{name: cfg for name, (_, cfg) in parts.items()},
-              **(extra or {})}
+    config = {
+        "version": VERSION,
+        "profile": profiles["vae"],
+        "n_mels": n_mels["vae"],
+        "mel": parts["vae"][1]["mel"],
+        "latent_scale": parts["vae"][1]["scale"],
+        **{name: cfg for name, (_, cfg) in parts.items()},
+        **(extra or {}),
+    }
     with atomic_dir(out) as tmp:
         for name, (state, _) in parts.items():
             save_file(state, str(tmp / f"{name}.safetensors"))
@@ -106,8 +112,10 @@ def resolve_model(spec: str | None) -> Iterator[Path]:
     if spec is None:
         path = default_model()
         if not path.is_dir():
-            raise ModelError(f"no model: {path} does not exist; train one with `make run` (dvc repro) or {{other}} "
-                             "PATH, runs:/<run id>/pipeline or models:/<name>/<version>")
+            raise ModelError(
+                f"no model: {path} does not exist; train one with `make run` (dvc repro) or {{other}} "
+                "PATH, runs:/<run id>/pipeline or models:/<name>/<version>"
+            )
         yield path
     elif spec.startswith(URI_SCHEMES):
         import mlflow
@@ -115,12 +123,15 @@ def resolve_model(spec: str | None) -> Iterator[Path]:
         uri = tracking_uri()
         with tempfile.TemporaryDirectory(prefix="audiosr-model-") as tmp:
             try:
-                local = mlflow.artifacts.download_artifacts(artifact_uri=spec, dst_path=tmp, tracking_uri=uri,
-                                                            registry_uri=uri)
+                local = mlflow.artifacts.download_artifacts(
+                    artifact_uri=spec, dst_path=tmp, tracking_uri=uri, registry_uri=uri
+                )
             except Exception as exc:  # MlflowException, OSError, ...: one line, whatever the store says
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise ModelError(f"{spec}: cannot be fetched from the tracking store {uri} ({reason}); check the "
-                                 "run id or model version, and MLFLOW_TRACKING_URI") from exc
+                raise ModelError(
+                    f"{spec}: cannot be fetched from the tracking store {uri} ({reason}); check the "
+                    "run id or model version, and MLFLOW_TRACKING_URI"
+                ) from exc
             yield Path(local)
     else:
         yield Path(spec)
@@ -151,9 +162,11 @@ def read_config(path: Path) -> dict:
     if not isinstance(config, dict):
         raise ModelError(f"{file}: not a pipeline config (a JSON {type(config).__name__}); {REBUILD}, or {{other}}")
     if config.get("version") != VERSION:
-        raise ModelError(f"{path}: model format version {config.get('version')}, this audiosr ({_version()}) reads "
-                         f"version {VERSION}; {REBUILD} with this audiosr, install the audiosr that wrote it, "
-                         "or {other}")
+        raise ModelError(
+            f"{path}: model format version {config.get('version')}, this audiosr ({_version()}) reads "
+            f"version {VERSION}; {REBUILD} with this audiosr, install the audiosr that wrote it, "
+            "or {other}"
+        )
     lacking = [k for k in ("mel", "latent_scale", "n_mels", *PARTS) if k not in config]
     lacking += [f"{p}.arch" for p in PARTS if p in config and "arch" not in (config[p] or {})]
     if lacking:
@@ -167,8 +180,9 @@ def _tensors(path: Path, part: str) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(file))
     except (SafetensorError, OSError) as exc:
-        raise ModelError(f"{file}: cannot be read ({_reason(exc)}): the file is damaged or incomplete; "
-                         f"{REBUILD}, or {{other}}") from exc
+        raise ModelError(
+            f"{file}: cannot be read ({_reason(exc)}): the file is damaged or incomplete; {REBUILD}, or {{other}}"
+        ) from exc
 
 
 def _shapes(path: Path, part: str) -> dict[str, list[int]]:
@@ -178,8 +192,9 @@ def _shapes(path: Path, part: str) -> dict[str, list[int]]:
         with safe_open(str(file), "pt") as f:
             return {k: f.get_slice(k).get_shape() for k in f.keys()}
     except (SafetensorError, OSError) as exc:
-        raise ModelError(f"{file}: cannot be read ({_reason(exc)}): the file is damaged or incomplete; "
-                         f"{REBUILD}, or {{other}}") from exc
+        raise ModelError(
+            f"{file}: cannot be read ({_reason(exc)}): the file is damaged or incomplete; {REBUILD}, or {{other}}"
+        ) from exc
 
 
 def load_networks(path: Path, device: torch.device) -> tuple[dict, torch.nn.Module, torch.nn.Module, torch.nn.Module]:
@@ -193,8 +208,9 @@ def load_networks(path: Path, device: torch.device) -> tuple[dict, torch.nn.Modu
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, ModelError):
             raise
-        raise ModelError(f"{path}: the weights do not match the config ({_reason(exc)}); {REBUILD}, "
-                         "or {other}") from exc
+        raise ModelError(
+            f"{path}: the weights do not match the config ({_reason(exc)}); {REBUILD}, or {{other}}"
+        ) from exc
     if hasattr(vocoder, "remove_weight_norm"):
         vocoder.remove_weight_norm()
     return config, vae, unet, vocoder
@@ -222,5 +238,9 @@ def describe(path: Path, spec: str | None = None) -> dict:
     config = read_config(Path(path))
     counts = {part: sum(math.prod(shape) for shape in _shapes(Path(path), part).values()) for part in PARTS}
     run = _run_of(spec) if spec else None
-    return {"config": config, "params": counts, "run_metrics": run[0] if run else {},
-            "run_params": run[1] if run else {}}
+    return {
+        "config": config,
+        "params": counts,
+        "run_metrics": run[0] if run else {},
+        "run_params": run[1] if run else {},
+    }

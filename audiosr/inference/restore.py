@@ -107,8 +107,14 @@ class Pipeline:
         return cls(config, vae, unet, vocoder, device, bf16)
 
     @torch.no_grad()
-    def restore_windows(self, windows: torch.Tensor, steps: int, guidance: float, sampler: str,
-                        generator: torch.Generator | Sequence[torch.Generator]) -> torch.Tensor:
+    def restore_windows(
+        self,
+        windows: torch.Tensor,
+        steps: int,
+        guidance: float,
+        sampler: str,
+        generator: torch.Generator | Sequence[torch.Generator],
+    ) -> torch.Tensor:
         """windows: (B, segment samples) at 48 kHz, peak ~0.5 -> restored (B, segment samples).
 
         `generator` draws the initial noise of the whole batch, or one generator per window (then a
@@ -126,10 +132,20 @@ class Pipeline:
             mel = self.vae.decode(z / self.scale).float()
         return self.vocoder(mel).float().cpu()
 
-    def upsample(self, wave: np.ndarray, sr: int, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
-                 seed: int = 0, cutoff_hz: float | None = None, sampler: str = "dpmpp_2m", batch: int = 4,
-                 overlap: float | None = None, progress: PROGRESS | None = None,
-                 output_rate: int = SAMPLE_RATE) -> Result:
+    def upsample(
+        self,
+        wave: np.ndarray,
+        sr: int,
+        steps: int = DEFAULT_STEPS,
+        guidance: float = DEFAULT_GUIDANCE,
+        seed: int = 0,
+        cutoff_hz: float | None = None,
+        sampler: str = "dpmpp_2m",
+        batch: int = 4,
+        overlap: float | None = None,
+        progress: PROGRESS | None = None,
+        output_rate: int = SAMPLE_RATE,
+    ) -> Result:
         """wave: (samples,) or (channels, samples) at sr -> Result at output_rate, same channels and duration.
 
         cutoff_hz None detects each channel's bandwidth (as metrics.detect_cutoff) for the low-frequency
@@ -146,16 +162,37 @@ class Pipeline:
 
         info = analyse(resampled(blocks(), sr, SAMPLE_RATE, len(x)), len(x))
         cutoffs = info.cutoff_hz if cutoff_hz is None else [float(cutoff_hz)] * len(x)
-        out = self._restore(resampled(blocks(), sr, SAMPLE_RATE, len(x)), info.samples, cutoffs, steps, guidance,
-                            seed, sampler, batch, overlap, progress)
+        out = self._restore(
+            resampled(blocks(), sr, SAMPLE_RATE, len(x)),
+            info.samples,
+            cutoffs,
+            steps,
+            guidance,
+            seed,
+            sampler,
+            batch,
+            overlap,
+            progress,
+        )
         out = exact(resampled(out, SAMPLE_RATE, output_rate, len(x)), round(x.shape[1] * output_rate / sr), len(x))
         return Result(np.concatenate(list(out), axis=1), output_rate, cutoffs)
 
-    def upsample_file(self, src: Path, dst: Path, steps: int = DEFAULT_STEPS, guidance: float = DEFAULT_GUIDANCE,
-                      seed: int = 0, cutoff_hz: float | None = None, output_rate: int = SAMPLE_RATE,
-                      copy_full_band: bool = True, sampler: str = "dpmpp_2m", batch: int = 4,
-                      overlap: float | None = None, progress: PROGRESS | None = None,
-                      spectrogram: Spectrograms | None = None) -> FileResult:
+    def upsample_file(
+        self,
+        src: Path,
+        dst: Path,
+        steps: int = DEFAULT_STEPS,
+        guidance: float = DEFAULT_GUIDANCE,
+        seed: int = 0,
+        cutoff_hz: float | None = None,
+        output_rate: int = SAMPLE_RATE,
+        copy_full_band: bool = True,
+        sampler: str = "dpmpp_2m",
+        batch: int = 4,
+        overlap: float | None = None,
+        progress: PROGRESS | None = None,
+        spectrogram: Spectrograms | None = None,
+    ) -> FileResult:
         """Restore the audio file `src` into `dst` (any format soundfile writes, chosen by its suffix),
         streaming: memory does not grow with the file's length. `dst` is written under a temporary name
         and renamed. A file already at 48 kHz (or more) whose every non-silent channel has a cutoff above
@@ -185,13 +222,33 @@ class Pipeline:
             y48 = spectrogram.tee(y48, "output")
         out = exact(resampled(y48, SAMPLE_RATE, output_rate, channels), round(frames * output_rate / sr), channels)
         written = write_stream(dst, out, output_rate, channels)
-        return FileResult(Path(src), Path(dst), frames / sr, channels, sr, cutoffs, time.perf_counter() - start,
-                          copied, clips.clipped / max(1, clips.samples),
-                          written.clipped / max(1, written.samples * channels), written.peak)
+        return FileResult(
+            Path(src),
+            Path(dst),
+            frames / sr,
+            channels,
+            sr,
+            cutoffs,
+            time.perf_counter() - start,
+            copied,
+            clips.clipped / max(1, clips.samples),
+            written.clipped / max(1, written.samples * channels),
+            written.peak,
+        )
 
-    def _restore(self, x48: Iterable[np.ndarray], n: int, cutoffs: list[float], steps: int, guidance: float,
-                 seed: int, sampler: str, batch: int, overlap: float | None,
-                 progress: PROGRESS | None) -> Iterator[np.ndarray]:
+    def _restore(
+        self,
+        x48: Iterable[np.ndarray],
+        n: int,
+        cutoffs: list[float],
+        steps: int,
+        guidance: float,
+        seed: int,
+        sampler: str,
+        batch: int,
+        overlap: float | None,
+        progress: PROGRESS | None,
+    ) -> Iterator[np.ndarray]:
         """Blocks (C, k) of n samples at 48 kHz -> restored blocks (C, k') of n samples in all."""
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler: {sampler!r} is not one of {', '.join(SAMPLERS)}")
@@ -199,7 +256,7 @@ class Pipeline:
             raise ValueError(f"batch: must be at least 1, got {batch}")
         channels = len(cutoffs)
         seg = self.segment_frames * self.mel.hop
-        ov = (round(self.segment_frames / 10) if overlap is None else round(overlap * SAMPLE_RATE / self.mel.hop))
+        ov = round(self.segment_frames / 10) if overlap is None else round(overlap * SAMPLE_RATE / self.mel.hop)
         ov *= self.mel.hop
         if not 0 < ov <= seg // 2:
             raise ValueError(f"overlap: must lie in (0, {seg / 2 / SAMPLE_RATE:g}] s, got {overlap}")
@@ -222,8 +279,19 @@ class Pipeline:
                 progress(positions[-1] + 1, count)
         yield merger.finish()
 
-    def _windows(self, source: Cursor, n: int, positions: range, hop: int, seg: int, steps: int, guidance: float,
-                 seed: int, sampler: str, batch: int) -> dict[int, np.ndarray]:
+    def _windows(
+        self,
+        source: Cursor,
+        n: int,
+        positions: range,
+        hop: int,
+        seg: int,
+        steps: int,
+        guidance: float,
+        seed: int,
+        sampler: str,
+        batch: int,
+    ) -> dict[int, np.ndarray]:
         """Restore every channel's window at each position: {position: (C, seg)} at the input's level.
         Each window is scaled to the training peak and back; a silent window is not run (zeros). A window
         reaching past the signal's end (of n samples) is filled by its continuation, not silence: a cut
