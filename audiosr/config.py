@@ -31,7 +31,6 @@ from typing import Any, Literal
 import yaml
 
 from audiosr.audio import MelConfig
-from audiosr.data.sources import SOURCES
 from audiosr.degrade import FILTERS, NOISE_TYPES
 from audiosr.profiles import PROFILES, resolve
 
@@ -195,6 +194,11 @@ def _range(where: str, pair: tuple, low: float | None = None) -> None:
 
 
 # --- the data blocks ------------------------------------------------------------------------------
+
+
+# data.source values (audiosr.data.sources reads each); here, not there, so that loading params does not
+# make every stage depend on the data sources' code
+SOURCES = ("rendered", "synthetic", "musdb18hq", "musdb18", "musdb-preview", "folder")
 
 
 @dataclass(frozen=True)

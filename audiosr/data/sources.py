@@ -29,8 +29,8 @@ import pandas as pd
 import soundfile as sf
 
 from audiosr.audio import AudioError, read
+from audiosr.config import SOURCES, RenderConfig, block
 
-SOURCES = ("rendered", "synthetic", "musdb18hq", "musdb18", "musdb-preview", "folder")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 COLUMNS = ["track", "subset", "duration", "sample_rate", "channels", "path", "size", "mtime", "status"]
 
@@ -39,8 +39,17 @@ class SourceError(RuntimeError):
     """A data source that cannot be used; the message says what to do."""
 
 
-def _row(track: str, subset: str, path: Path, sr: int, frames: int, channels: int, in_place: bool,
-         status: str = "ok", shown_path: str | None = None) -> dict:
+def _row(
+    track: str,
+    subset: str,
+    path: Path,
+    sr: int,
+    frames: int,
+    channels: int,
+    in_place: bool,
+    status: str = "ok",
+    shown_path: str | None = None,
+) -> dict:
     stat = path.stat() if path.exists() else None
     return {
         "track": track,
@@ -73,8 +82,18 @@ def _wav_rows(root: Path, in_place: bool, moved: tuple[Path, Path] | None) -> li
             if not mix.exists():
                 raise SourceError(f"{folder}: no mixture.wav; is this a MUSDB18-HQ folder?")
             info = sf.info(str(mix))
-            rows.append(_row(folder.name, subset, mix, info.samplerate, info.frames, info.channels,
-                             in_place, shown_path=_shown(mix, moved)))
+            rows.append(
+                _row(
+                    folder.name,
+                    subset,
+                    mix,
+                    info.samplerate,
+                    info.frames,
+                    info.channels,
+                    in_place,
+                    shown_path=_shown(mix, moved),
+                )
+            )
     if not rows:
         raise SourceError(f"{root}: no tracks found under train/ or test/; expected the MUSDB18-HQ layout")
     return rows
@@ -110,8 +129,18 @@ def _stem_rows(root: Path, in_place: bool, moved: tuple[Path, Path] | None) -> l
         for f in sorted((root / subset).glob("*.stem.mp4")):
             info = stempeg.Info(str(f))
             sr = int(info.sample_rate(0))
-            rows.append(_row(f.name[: -len(".stem.mp4")], subset, f, sr, int(round(info.duration(0) * sr)),
-                             int(info.channels(0)), in_place, shown_path=_shown(f, moved)))
+            rows.append(
+                _row(
+                    f.name[: -len(".stem.mp4")],
+                    subset,
+                    f,
+                    sr,
+                    int(round(info.duration(0) * sr)),
+                    int(info.channels(0)),
+                    in_place,
+                    shown_path=_shown(f, moved),
+                )
+            )
     if not rows:
         raise SourceError(f"{root}: no .stem.mp4 files under train/ or test/; expected the MUSDB18 layout")
     return rows
@@ -137,8 +166,9 @@ def _folder_rows(root: Path, on_error: str) -> list[dict]:
     return rows
 
 
-def build_manifest(data: dict, raw_dir: Path, final_raw_dir: Path,
-                   progress: Callable[[int], None] | None = None) -> pd.DataFrame:
+def build_manifest(
+    data: dict, raw_dir: Path, final_raw_dir: Path, progress: Callable[[int], None] | None = None
+) -> pd.DataFrame:
     """Make the manifest for the `data` block of params.yaml. Generated or downloaded audio is
     written under raw_dir and named in the manifest as under final_raw_dir (where raw_dir will be
     renamed to; relative to the repo root, so the manifest is the same in any copy of the repo)."""
@@ -148,20 +178,29 @@ def build_manifest(data: dict, raw_dir: Path, final_raw_dir: Path,
     if on_error not in ("fail", "skip"):
         raise SourceError(f"data.on_error: {on_error!r} is not one of fail, skip")
     if source == "rendered":
-        from audiosr.config import RenderConfig, block
         from audiosr.data import rendered
 
         out = raw_dir / "rendered"
-        rendered.generate(out, block(RenderConfig, data.get("rendered"), "data.rendered"),
-                          workers=os.cpu_count() or 1, progress=progress)
+        rendered.generate(
+            out,
+            block(RenderConfig, data.get("rendered"), "data.rendered"),
+            workers=os.cpu_count() or 1,
+            progress=progress,
+        )
         rows = _wav_rows(out, in_place=False, moved=moved)
     elif source == "synthetic":
         from audiosr.data import synthetic
 
         syn = data.get("synthetic", {})
         out = raw_dir / "synthetic"
-        synthetic.generate(out, tracks=int(syn.get("tracks", 150)), seconds=float(syn.get("seconds", 24.0)),
-                           seed=int(syn.get("seed", 0)), workers=os.cpu_count() or 1, progress=progress)
+        synthetic.generate(
+            out,
+            tracks=int(syn.get("tracks", 150)),
+            seconds=float(syn.get("seconds", 24.0)),
+            seed=int(syn.get("seed", 0)),
+            workers=os.cpu_count() or 1,
+            progress=progress,
+        )
         rows = _wav_rows(out, in_place=False, moved=moved)
     elif source == "musdb18hq":
         rows = _wav_rows(musdb_root(data.get("root"), source), in_place=True, moved=None)
