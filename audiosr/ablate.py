@@ -44,8 +44,9 @@ def experiments_table() -> pd.DataFrame:
 
     Experiments on every commit of the branch count (`-n -1`), newest first, so a commit made while the ablations
     run does not hide the ones that ran on its parent; the newest run of each name wins."""
-    out = subprocess.run(["dvc", "exp", "show", "--csv", "--no-pager", "-n", "-1"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["dvc", "exp", "show", "--csv", "--no-pager", "-n", "-1"], capture_output=True, text=True, check=True
+    )
     table = pd.read_csv(io.StringIO(out.stdout))
     table["Experiment"] = table["Experiment"].fillna("").astype(str)
     table = table[(table["Experiment"] != "") | (table["rev"] == "workspace")]
@@ -58,7 +59,7 @@ def _metrics(table: pd.DataFrame) -> pd.DataFrame:
     `dvc exp show` names a metric `<key>` or, where keys clash, `metrics/eval.json:<key>`."""
     prefix = f"{SYSTEM}."
     keys = {c: c.removeprefix("metrics/eval.json:") for c in table.columns}
-    keep = {c: k[len(prefix):] for c, k in keys.items() if k.startswith(prefix)}
+    keep = {c: k[len(prefix) :] for c, k in keys.items() if k.startswith(prefix)}
     return table[list(keep)].rename(columns=keep).apply(pd.to_numeric, errors="coerce")
 
 
@@ -76,8 +77,10 @@ def report(table: pd.DataFrame, out_md: Path, out_png: Path) -> str:
             else:
                 cells.append(f"{value:.3f}" if name == BASELINE else f"{value:.3f} ({delta:+.3f})")
         lines.append(f"| {name} | {' | '.join(cells)} |")
-    text = (f"Ablations: `{SYSTEM}` headline metrics on the fixed evaluation protocol; Δ against the baseline "
-            f"(LSD: lower is better).\n\n" + "\n".join(lines) + "\n")
+    text = (
+        f"Ablations: `{SYSTEM}` headline metrics on the fixed evaluation protocol; Δ against the baseline "
+        f"(LSD: lower is better).\n\n" + "\n".join(lines) + "\n"
+    )
     out_md.write_text(text)
 
     import matplotlib

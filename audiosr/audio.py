@@ -92,9 +92,7 @@ def from_int16(pcm: np.ndarray) -> np.ndarray:
 def _mel_basis(cfg: MelConfig) -> torch.Tensor:
     import librosa
 
-    basis = librosa.filters.mel(
-        sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax
-    )
+    basis = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax)
     return torch.from_numpy(basis).float()
 
 

@@ -100,8 +100,7 @@ def apply(x: np.ndarray, sr: int, d: Degradation, rng: np.random.Generator) -> n
     return y + noise(y.shape[-1], sr, d, rng)
 
 
-def draw(rng: np.random.Generator, filter_params: FilterConfig | dict, noise_params: NoiseConfig | dict
-         ) -> Degradation:
+def draw(rng: np.random.Generator, filter_params: FilterConfig | dict, noise_params: NoiseConfig | dict) -> Degradation:
     """Draw one degradation from the `filter` and `noise` blocks of params.yaml (typed, or their dicts)."""
     from audiosr.config import FilterConfig, NoiseConfig, block
 
@@ -116,8 +115,9 @@ def draw(rng: np.random.Generator, filter_params: FilterConfig | dict, noise_par
         kind = ("none", "tone", "gaussian")[rng.integers(3)]
     if kind == "tone":
         amp = float(rng.uniform(*n.tone_amplitude))
-        return Degradation(family, order, cutoff, "tone", amp, float(rng.uniform(*n.tone_hz)),
-                           float(rng.uniform(0, 2 * np.pi)))
+        return Degradation(
+            family, order, cutoff, "tone", amp, float(rng.uniform(*n.tone_hz)), float(rng.uniform(0, 2 * np.pi))
+        )
     if kind == "gaussian":
         return Degradation(family, order, cutoff, "gaussian", float(rng.uniform(*n.gaussian_amplitude)))
     return Degradation(family, order, cutoff)

@@ -59,8 +59,9 @@ def degraded_input(clean: np.ndarray, cond: Condition, params: EvalConfig | dict
     cfg = block(EvalConfig, params, "eval")
     rng = np.random.default_rng(seed)
     amp = {"none": 0.0, "tone": cfg.tone_amplitude, "gaussian": cfg.gaussian_amplitude}[cond.noise]
-    d = deg.Degradation(cond.filter, cfg.order, cond.cutoff_hz, cond.noise, amp,
-                        cfg.tone_hz if cond.noise == "tone" else 0.0)
+    d = deg.Degradation(
+        cond.filter, cfg.order, cond.cutoff_hz, cond.noise, amp, cfg.tone_hz if cond.noise == "tone" else 0.0
+    )
     return from_int16(to_int16(deg.apply(clean, SAMPLE_RATE, d, rng)))
 
 
@@ -104,21 +105,39 @@ def _condition(job: tuple) -> tuple[list[dict], dict, float]:
     start = time.perf_counter()
     y = pipe.upsample(x, SAMPLE_RATE, steps=cfg.steps, guidance=cfg.guidance, seed=cfg.seed, cutoff_hz=0).wave[0]
     rtf = (time.perf_counter() - start) / (len(x) / SAMPLE_RATE)
-    outs = {"unprocessed": x, "model": y, "model_lfr": replace_low_band(x, y, metrics.detect_cutoff(x)),
-            **{name: wave for name, (wave, _) in refs.items()}}
+    outs = {
+        "unprocessed": x,
+        "model": y,
+        "model_lfr": replace_low_band(x, y, metrics.detect_cutoff(x)),
+        **{name: wave for name, (wave, _) in refs.items()},
+    }
     rows = []
     for system in SYSTEMS:
         if system in refs:  # the perceptual scores of a reference do not depend on the condition
             scores = {**score(clean, outs[system], cond.cutoff_hz, False), **refs[system][1]}
         else:
             scores = score(clean, outs[system], cond.cutoff_hz, cfg.perceptual)
-        rows.append({"system": system, "cutoff_hz": cond.cutoff_hz, "filter": cond.filter, "noise": cond.noise,
-                     "clip": clip, **scores})
+        rows.append(
+            {
+                "system": system,
+                "cutoff_hz": cond.cutoff_hz,
+                "filter": cond.filter,
+                "noise": cond.noise,
+                "clip": clip,
+                **scores,
+            }
+        )
     return rows, outs, rtf
 
 
-def evaluate(model: str, test_dir: str, params: EvalConfig | dict, workers: int, device: str = "cpu",
-             progress: Callable[[int, int], None] | None = None) -> tuple[pd.DataFrame, list, list[float]]:
+def evaluate(
+    model: str,
+    test_dir: str,
+    params: EvalConfig | dict,
+    workers: int,
+    device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[pd.DataFrame, list, list[float]]:
     """Run the protocol over `workers` processes. Returns (one row per system × condition × clip,
     examples: (condition, clean, waves) of the first clip of a few conditions, real-time factors)."""
     cfg = block(EvalConfig, params, "eval")
@@ -128,8 +147,9 @@ def evaluate(model: str, test_dir: str, params: EvalConfig | dict, workers: int,
     refs = dict(zip(clips, pool_map(_references, [(c, cfg.perceptual) for c in clips], workers, *init), strict=True))
     jobs = [(k, cond, j, c, cfg, refs[c]) for k, cond in enumerate(conditions) for j, c in enumerate(clips)]
     rows, examples, rtfs = [], [], []
-    for n, ((_, cond, j, c, _, _), (r, outs, rtf)) in enumerate(zip(jobs, pool_map(_condition, jobs, workers, *init),
-                                                                     strict=True)):
+    for n, ((_, cond, j, c, _, _), (r, outs, rtf)) in enumerate(
+        zip(jobs, pool_map(_condition, jobs, workers, *init), strict=True)
+    ):
         rows += r
         rtfs.append(rtf)
         if j == 0 and cond.noise == "none" and cond.filter == cfg.filters[0]:
@@ -146,7 +166,8 @@ def summarise(rows: pd.DataFrame, rtf: list[float]) -> tuple[dict, pd.DataFrame]
     for system, group in rows.groupby("system", sort=False):
         headline[system] = {m: round(float(np.nanmean(group[m])), 4) for m in present}
         headline[system]["lsd_by_cutoff"] = {
-            f"{int(c) // 1000}k": round(float(v), 4) for c, v in group.groupby("cutoff_hz")["lsd"].mean().items()}
+            f"{int(c) // 1000}k": round(float(v), 4) for c, v in group.groupby("cutoff_hz")["lsd"].mean().items()
+        }
     headline["model"]["rtf"] = round(float(np.mean(rtf)), 4)
     by_condition = rows.groupby(["system", "cutoff_hz", "filter", "noise"], sort=False)[present].mean().reset_index()
     return headline, by_condition

@@ -139,8 +139,10 @@ def si_sdr(target: np.ndarray, estimate: np.ndarray) -> float:
 
 
 def _missing(package: str, exc: ImportError) -> ImportError:
-    return ImportError(f"the metric needs the '{package}' package, which cannot be imported ({exc}); "
-                       f"install it with: pip install {package}")
+    return ImportError(
+        f"the metric needs the '{package}' package, which cannot be imported ({exc}); "
+        f"install it with: pip install {package}"
+    )
 
 
 @lru_cache(maxsize=1)

@@ -22,14 +22,16 @@ def _init(initializer: Callable | None, initargs: tuple) -> None:
         initializer(*initargs)
 
 
-def pool_map(fn: Callable, tasks: list, workers: int, initializer: Callable | None = None,
-             initargs: tuple = ()) -> Iterator:
+def pool_map(
+    fn: Callable, tasks: list, workers: int, initializer: Callable | None = None, initargs: tuple = ()
+) -> Iterator:
     """fn over tasks, in order. `initializer(*initargs)` runs once per worker (or once here)."""
     if workers <= 1 or len(tasks) <= 1:
         if initializer is not None:
             initializer(*initargs)
         yield from map(fn, tasks)
         return
-    with mp.get_context("spawn").Pool(min(workers, len(tasks)), initializer=_init,
-                                      initargs=(initializer, initargs)) as pool:
+    with mp.get_context("spawn").Pool(
+        min(workers, len(tasks)), initializer=_init, initargs=(initializer, initargs)
+    ) as pool:
         yield from pool.imap(fn, tasks)

@@ -15,8 +15,9 @@ def mel_figure(mels: dict[str, np.ndarray], title: str = "", cutoff_bin: float |
     lo = min(float(np.min(m)) for m in mels.values())
     hi = max(float(np.max(m)) for m in mels.values())
     for ax, (name, m) in zip(axes[0], mels.items(), strict=True):
-        ax.imshow(np.asarray(m, dtype=np.float32), origin="lower", aspect="auto", vmin=max(lo, hi - 14), vmax=hi,
-                  cmap="magma")
+        ax.imshow(
+            np.asarray(m, dtype=np.float32), origin="lower", aspect="auto", vmin=max(lo, hi - 14), vmax=hi, cmap="magma"
+        )
         if cutoff_bin is not None:
             ax.axhline(cutoff_bin, color="cyan", lw=0.8, ls="--")
         ax.set(title=name, xlabel="frame", ylabel="mel bin")
@@ -30,12 +31,14 @@ def close(fig) -> None:
     plt.close(fig)
 
 
-def spectrogram_figure(images: dict[str, np.ndarray], seconds: float, cutoffs_hz: list[float], sample_rate: int,
-                       title: str = ""):
+def spectrogram_figure(
+    images: dict[str, np.ndarray], seconds: float, cutoffs_hz: list[float], sample_rate: int, title: str = ""
+):
     """images: name -> (bins, columns) power from 0 Hz to sample_rate / 2 over `seconds`, shown side by side
     in dB on one scale, each channel's cutoff marked. Returns a matplotlib figure (close it after saving)."""
-    fig, axes = plt.subplots(1, len(images), figsize=(5.0 * len(images), 3.4), squeeze=False, sharey=True,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        1, len(images), figsize=(5.0 * len(images), 3.4), squeeze=False, sharey=True, layout="constrained"
+    )
     db = {name: 10 * np.log10(np.maximum(np.asarray(p, dtype=np.float64), 1e-12)) for name, p in images.items()}
     hi = max(float(np.max(d)) for d in db.values())
     extent = (0.0, seconds, 0.0, sample_rate / 2000)

@@ -18,8 +18,13 @@ def quiet() -> bool:
 
 def bar(description: str, disable: bool | None = None) -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), disable=quiet() if disable is None else disable,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=quiet() if disable is None else disable,
         transient=False,
     )
 

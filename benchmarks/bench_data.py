@@ -46,8 +46,7 @@ def main() -> None:
             counts = segment_split(tracks, root / f"seg{n_mels}", root, AUDIO, mel, args.workers)
             t_seg = time.perf_counter() - t0
             t0 = time.perf_counter()
-            degrade_split(root / f"seg{n_mels}", root / f"pairs{n_mels}", "train", FILTER, NOISE, 0, mel,
-                          args.workers)
+            degrade_split(root / f"seg{n_mels}", root / f"pairs{n_mels}", "train", FILTER, NOISE, 0, mel, args.workers)
             t_deg = time.perf_counter() - t0
             audio_s = counts["seconds"]
             both = audio_s / (t_seg + t_deg)

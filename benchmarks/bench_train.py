@@ -54,8 +54,13 @@ def make_task(model: str, profile: str, block: dict, d: Dist):
         return VocoderTask(cfg, mel, data, data, d)
     arch = resolve(profile, "vae", {})
     vae = build_vae(arch, mel.n_mels)
-    vae_cfg = {"arch": arch, "n_mels": mel.n_mels, "scale": 1.0, "factor": vae.factor,
-               "latent_channels": arch["latent_channels"]}
+    vae_cfg = {
+        "arch": arch,
+        "n_mels": mel.n_mels,
+        "scale": 1.0,
+        "factor": vae.factor,
+        "latent_channels": arch["latent_channels"],
+    }
     return LDMTask(cfg, vae.state_dict(), vae_cfg, data, data, data, data, d)
 
 
@@ -78,12 +83,22 @@ def child(model: str, profile: str, steps: int) -> dict:
     if d.device.type == "cuda":
         torch.cuda.synchronize()
     seconds = (time.perf_counter() - start) / steps
-    peak = (torch.cuda.max_memory_allocated() if d.device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if d.device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
     params = sum(p.numel() for name, m in task.modules.items() if name not in ("disc", "ema") for p in m.parameters())
-    return {"model": model, "profile": profile, "device": str(d.device), "batch": task.samples_per_step,
-            "s_per_step": seconds, "samples_per_s": task.samples_per_step / seconds, "peak_gb": peak / 2**30,
-            "params_m": params / 1e6}
+    return {
+        "model": model,
+        "profile": profile,
+        "device": str(d.device),
+        "batch": task.samples_per_step,
+        "s_per_step": seconds,
+        "samples_per_s": task.samples_per_step / seconds,
+        "peak_gb": peak / 2**30,
+        "params_m": params / 1e6,
+    }
 
 
 def main() -> None:
@@ -99,8 +114,11 @@ def main() -> None:
     rows = []
     for profile in args.profiles:
         for model in args.models:
-            out = subprocess.run([sys.executable, __file__, "--child", model, profile, "--steps", str(args.steps)],
-                                 capture_output=True, text=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", model, profile, "--steps", str(args.steps)],
+                capture_output=True,
+                text=True,
+            )
             if out.returncode:
                 print(f"{model}/{profile} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
                 continue
@@ -109,8 +127,10 @@ def main() -> None:
     print("| model | profile | device | params (M) | batch | s/step | samples/s | peak memory (GB) |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
-        print(f"| {r['model']} | {r['profile']} | {r['device']} | {r['params_m']:.1f} | {r['batch']} | "
-              f"{r['s_per_step']:.3f} | {r['samples_per_s']:.1f} | {r['peak_gb']:.2f} |")
+        print(
+            f"| {r['model']} | {r['profile']} | {r['device']} | {r['params_m']:.1f} | {r['batch']} | "
+            f"{r['s_per_step']:.3f} | {r['samples_per_s']:.1f} | {r['peak_gb']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,10 @@ def make_input(path: Path, seconds: float) -> None:
     t = np.arange(int(PATTERN_S * RATE)) / RATE
     channels = []
     for _ in range(2):
-        partials = sum(rng.uniform(0.02, 0.08) * np.sin(2 * np.pi * rng.uniform(60, 6000) * t + rng.uniform(0, 6))
-                       for _ in range(24))
+        partials = sum(
+            rng.uniform(0.02, 0.08) * np.sin(2 * np.pi * rng.uniform(60, 6000) * t + rng.uniform(0, 6))
+            for _ in range(24)
+        )
         hits = rng.standard_normal(len(t)) * np.exp(-((t * 4) % 1) * 12) * 0.1  # a noise burst every 0.25 s
         channels.append(lowpass((partials + hits).astype(np.float32), RATE, "chebyshev", 8, 8000.0))
     pattern = np.stack(channels, axis=1)
@@ -70,12 +72,28 @@ def random_pipeline(profile: str, out: Path) -> Path:
     arch["vocoder"]["hop"] = mel["hop"]  # the vocoder's hop is the mel's (audiosr.config)
     vae = build_vae(arch["vae"], n_mels)
     common = {"version": 1, "profile": profile, "n_mels": n_mels, "steps": 0}
-    save_model(out / "vae", vae.state_dict(), {**common, "arch": arch["vae"], "mel": mel, "scale": 1.0,
-                                               "factor": vae.factor, "latent_channels": vae.latent_channels})
-    save_model(out / "ldm", build_unet(arch["ldm"], vae.latent_channels).state_dict(),
-               {**common, "arch": arch["ldm"], "latent_channels": vae.latent_channels})
-    save_model(out / "vocoder", build_vocoder(arch["vocoder"], n_mels).state_dict(),
-               {**common, "arch": arch["vocoder"], "mel": mel})
+    save_model(
+        out / "vae",
+        vae.state_dict(),
+        {
+            **common,
+            "arch": arch["vae"],
+            "mel": mel,
+            "scale": 1.0,
+            "factor": vae.factor,
+            "latent_channels": vae.latent_channels,
+        },
+    )
+    save_model(
+        out / "ldm",
+        build_unet(arch["ldm"], vae.latent_channels).state_dict(),
+        {**common, "arch": arch["ldm"], "latent_channels": vae.latent_channels},
+    )
+    save_model(
+        out / "vocoder",
+        build_vocoder(arch["vocoder"], n_mels).state_dict(),
+        {**common, "arch": arch["vocoder"], "mel": mel},
+    )
     package(out, out / "pipeline", extra={"segment_frames": 512})
     return out / "pipeline"
 
@@ -95,17 +113,35 @@ def child(args: argparse.Namespace) -> None:
     load_s = time.perf_counter() - start
     warm = Path(args.input).with_name("warm.wav")
     make_input(warm, 1.0)
-    pipe.upsample_file(warm, warm.with_name("warm_48k.wav"), args.steps, args.guidance, batch=args.batch,
-                       copy_full_band=False)
+    pipe.upsample_file(
+        warm, warm.with_name("warm_48k.wav"), args.steps, args.guidance, batch=args.batch, copy_full_band=False
+    )
     before = resource.getrusage(resource.RUSAGE_SELF)
-    result = pipe.upsample_file(Path(args.input), Path(args.input).with_name("out.wav"), args.steps, args.guidance,
-                                batch=args.batch, copy_full_band=False)
+    result = pipe.upsample_file(
+        Path(args.input),
+        Path(args.input).with_name("out.wav"),
+        args.steps,
+        args.guidance,
+        batch=args.batch,
+        copy_full_band=False,
+    )
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    print(json.dumps({"seconds": result.seconds, "elapsed": result.elapsed_s, "rtf": result.rtf, "load_s": load_s,
-                      "cpu_rtf": cpu_s / result.seconds, "peak_mib": after.ru_maxrss / 1024,  # KiB on Linux
-                      "before_mib": before.ru_maxrss / 1024, "threads": torch.get_num_threads(),
-                      "bf16": pipe.bf16}))
+    print(
+        json.dumps(
+            {
+                "seconds": result.seconds,
+                "elapsed": result.elapsed_s,
+                "rtf": result.rtf,
+                "load_s": load_s,
+                "cpu_rtf": cpu_s / result.seconds,
+                "peak_mib": after.ru_maxrss / 1024,  # KiB on Linux
+                "before_mib": before.ru_maxrss / 1024,
+                "threads": torch.get_num_threads(),
+                "bf16": pipe.bf16,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -142,9 +178,27 @@ def main() -> None:
             work = root / f"{seconds:g}s"
             work.mkdir()
             make_input(work / "in.wav", seconds)
-            cmd = [sys.executable, __file__, "--child", "--input", str(work / "in.wav"), "--model", args.model,
-                   "--steps", str(args.steps), "--guidance", str(args.guidance), "--batch", str(args.batch),
-                   "--device", args.device, "--threads", str(args.threads), "--precision", args.precision]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                "--input",
+                str(work / "in.wav"),
+                "--model",
+                args.model,
+                "--steps",
+                str(args.steps),
+                "--guidance",
+                str(args.guidance),
+                "--batch",
+                str(args.batch),
+                "--device",
+                args.device,
+                "--threads",
+                str(args.threads),
+                "--precision",
+                args.precision,
+            ]
             out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "CI": "1"})
             if out.returncode:
                 sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr}")
@@ -152,16 +206,22 @@ def main() -> None:
             print(f"{seconds:g} s: RTF {rows[-1]['rtf']:.3f}, peak {rows[-1]['peak_mib']:.0f} MiB", file=sys.stderr)
     ref = next((r for r in rows if r["seconds"] == 60.0), rows[0])
     what = f"profile {args.profile} (random weights)" if args.profile else args.model
-    print(f"\nupsample: {what}, {args.steps} steps, guidance {args.guidance:g}, batch {args.batch}, "
-          f"{args.device}, {'bf16' if rows[0]['bf16'] else 'fp32'}, {rows[0]['threads']} threads; "
-          f"stereo 44.1 kHz in, 48 kHz out\n")
-    print("| input | processing (s) | RTF | CPU s per audio s | peak memory (MiB) | before the file (MiB) "
-          "| peak vs 60 s |")
+    print(
+        f"\nupsample: {what}, {args.steps} steps, guidance {args.guidance:g}, batch {args.batch}, "
+        f"{args.device}, {'bf16' if rows[0]['bf16'] else 'fp32'}, {rows[0]['threads']} threads; "
+        f"stereo 44.1 kHz in, 48 kHz out\n"
+    )
+    print(
+        "| input | processing (s) | RTF | CPU s per audio s | peak memory (MiB) | before the file (MiB) "
+        "| peak vs 60 s |"
+    )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         label = f"{r['seconds'] / 60:g} min" if r["seconds"] >= 60 else f"{r['seconds']:g} s"
-        print(f"| {label} | {r['elapsed']:.1f} | {r['rtf']:.3f} | {r['cpu_rtf']:.3f} | {r['peak_mib']:.0f} | "
-              f"{r['before_mib']:.0f} | {r['peak_mib'] / ref['peak_mib']:.2f}x |")
+        print(
+            f"| {label} | {r['elapsed']:.1f} | {r['rtf']:.3f} | {r['cpu_rtf']:.3f} | {r['peak_mib']:.0f} | "
+            f"{r['before_mib']:.0f} | {r['peak_mib'] / ref['peak_mib']:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

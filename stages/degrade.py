@@ -24,13 +24,25 @@ SPLITS = ("train", "valid")
 def main() -> None:
     params = Params.load()
     mel = params.mel
-    logged = {"filter": to_dict(params.filter), "noise": to_dict(params.noise), "seed": params.seed,
-              "mel": mel_dict(mel)}
+    logged = {
+        "filter": to_dict(params.filter),
+        "noise": to_dict(params.noise),
+        "seed": params.seed,
+        "mel": mel_dict(mel),
+    }
     with stage_run("degrade", logged) as mlflow, atomic_dir("data/pairs") as tmp:
         for name in SPLITS:
-            table = degrade_split(Path("data/segments") / name, tmp / name, name, params.filter,
-                                  params.noise, params.seed, mel, workers(),
-                                  lambda it, n, name=name: track(it, n, f"degrade {name}"))
+            table = degrade_split(
+                Path("data/segments") / name,
+                tmp / name,
+                name,
+                params.filter,
+                params.noise,
+                params.seed,
+                mel,
+                workers(),
+                lambda it, n, name=name: track(it, n, f"degrade {name}"),
+            )
             counts = {f"{name}/segments": len(table)}
             if len(table):
                 counts.update({f"{name}/filter/{k}": v for k, v in table["filter"].value_counts().items()})

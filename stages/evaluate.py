@@ -21,11 +21,15 @@ METRICS, PLOTS = Path("metrics"), Path("plots")
 
 def check_compatible(pipe: Pipeline, test: SegmentSet, params: Params) -> None:
     if pipe.config["n_mels"] != test.meta["mel"]["n_mels"]:
-        raise ModelError(f"models/pipeline was trained with n_mels={pipe.config['n_mels']}, the test data has "
-                         f"n_mels={test.meta['mel']['n_mels']}; re-run training (dvc repro)")
+        raise ModelError(
+            f"models/pipeline was trained with n_mels={pipe.config['n_mels']}, the test data has "
+            f"n_mels={test.meta['mel']['n_mels']}; re-run training (dvc repro)"
+        )
     if pipe.config["profile"] != params.profile:
-        raise ModelError(f"models/pipeline is a {pipe.config['profile']!r} model, params.yaml asks for profile "
-                         f"{params.profile!r}; re-run training (dvc repro)")
+        raise ModelError(
+            f"models/pipeline is a {pipe.config['profile']!r} model, params.yaml asks for profile "
+            f"{params.profile!r}; re-run training (dvc repro)"
+        )
 
 
 def main() -> None:
@@ -40,8 +44,14 @@ def main() -> None:
     with stage_run("evaluate", {"eval": to_dict(cfg)}) as mlflow:
         with bar("evaluate") as progress:
             task = progress.add_task("evaluate", total=None, info="")
-            rows, examples, rtf = evaluate("models/pipeline", "data/segments/test", cfg, n, str(device),
-                                           lambda d, total: progress.update(task, completed=d, total=total))
+            rows, examples, rtf = evaluate(
+                "models/pipeline",
+                "data/segments/test",
+                cfg,
+                n,
+                str(device),
+                lambda d, total: progress.update(task, completed=d, total=total),
+            )
         headline, by_condition = summarise(rows, rtf)
         METRICS.mkdir(exist_ok=True)
         PLOTS.mkdir(exist_ok=True)
@@ -52,7 +62,8 @@ def main() -> None:
         by_cutoff.insert(0, "cutoff_khz", by_cutoff.pop("cutoff_hz") / 1000)
         by_cutoff.round(4).to_csv(METRICS / "eval_lsd_by_cutoff.csv", index=False)
         rows.pivot_table("lsd_hf", "filter", "system", sort=False).reset_index().round(4).to_csv(
-            METRICS / "eval_lsd_hf_by_filter.csv", index=False)
+            METRICS / "eval_lsd_hf_by_filter.csv", index=False
+        )
         flat = {k.replace("/", "."): v for k, v in flatten(headline).items()}
         mlflow.log_metrics({k: float(v) for k, v in flat.items()})
         for path in sorted(METRICS.glob("eval*")):
@@ -60,9 +71,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for cond, clean, outs in examples:
                 name = f"{int(cond.cutoff_hz) // 1000}k_{cond.filter}"
-                mels = {"input": log_mel(outs["unprocessed"], pipe.mel).numpy(),
-                        "model_lfr": log_mel(outs["model_lfr"], pipe.mel).numpy(),
-                        "target": log_mel(clean, pipe.mel).numpy()}
+                mels = {
+                    "input": log_mel(outs["unprocessed"], pipe.mel).numpy(),
+                    "model_lfr": log_mel(outs["model_lfr"], pipe.mel).numpy(),
+                    "target": log_mel(clean, pipe.mel).numpy(),
+                }
                 cutoff_bin = mel_bin(cond.cutoff_hz, pipe)
                 fig = plots.mel_figure(mels, f"cutoff {cond.cutoff_hz / 1000:g} kHz, {cond.filter}", cutoff_bin)
                 fig.savefig(PLOTS / f"spectrogram_{name}.png", dpi=100)
@@ -71,12 +84,18 @@ def main() -> None:
                 for system, wave in (("input", outs["unprocessed"]), ("output", outs["model_lfr"]), ("target", clean)):
                     write(Path(tmp) / f"{name}_{system}.wav", wave, SAMPLE_RATE)
             mlflow.log_artifacts(tmp, "audio")
-    train = {f"train_{p.stem[6:]}.{k}": v for p in sorted(METRICS.glob("train_*.json"))
-             for k, v in json.loads(p.read_text()).items() if not k.startswith("params/")}
+    train = {
+        f"train_{p.stem[6:]}.{k}": v
+        for p in sorted(METRICS.glob("train_*.json"))
+        for k, v in json.loads(p.read_text()).items()
+        if not k.startswith("params/")
+    }
     log_summary(params.to_dict(), {**{k: float(v) for k, v in flat.items() if k.count(".") == 1}, **train})
     model = headline["model_lfr"]
-    print(f"evaluate: model_lfr LSD {model['lsd']:.3f} (unprocessed {headline['unprocessed']['lsd']:.3f}, "
-          f"gt_vocoder {headline['gt_vocoder']['lsd']:.3f}), RTF {headline['model']['rtf']:.3f}")
+    print(
+        f"evaluate: model_lfr LSD {model['lsd']:.3f} (unprocessed {headline['unprocessed']['lsd']:.3f}, "
+        f"gt_vocoder {headline['gt_vocoder']['lsd']:.3f}), RTF {headline['model']['rtf']:.3f}"
+    )
 
 
 def mel_bin(hz: float, pipe: Pipeline) -> float:

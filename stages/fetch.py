@@ -25,8 +25,9 @@ def main() -> None:
             manifest = build_manifest(data, tmp, RAW, lambda k: progress.advance(task, k))
         manifest.to_csv(tmp / "manifest.csv", index=False)
         ok = manifest[manifest.status == "ok"]
-        mlflow.log_metrics({"tracks": len(ok), "tracks_skipped": len(manifest) - len(ok),
-                            "seconds": float(ok.duration.sum())})
+        mlflow.log_metrics(
+            {"tracks": len(ok), "tracks_skipped": len(manifest) - len(ok), "seconds": float(ok.duration.sum())}
+        )
         mlflow.log_artifact(str(tmp / "manifest.csv"))
         for table in sorted(tmp.glob("*/instruments.csv")) + sorted(tmp.glob("*/songs.csv")):
             mlflow.log_artifact(str(table))  # the rendered source's instrument measurement and choices

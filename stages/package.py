@@ -17,11 +17,19 @@ def main() -> None:
     meta = SegmentSet.open("data/segments/train").meta
     training = {p.stem[6:]: json.loads(p.read_text()) for p in sorted(Path("metrics").glob("train_*.json"))}
     with stage_run("package", {"profile": params.profile, "data.source": params.data.source}) as mlflow:
-        package(Path("models"), OUT,
-                extra={"segment_frames": meta["segment_samples"] // meta["mel"]["hop"],
-                       "training_data": {"source": params.data.source, "segments": meta["segments"],
-                                         "seconds": meta["seconds"]},
-                       "metrics": training})
+        package(
+            Path("models"),
+            OUT,
+            extra={
+                "segment_frames": meta["segment_samples"] // meta["mel"]["hop"],
+                "training_data": {
+                    "source": params.data.source,
+                    "segments": meta["segments"],
+                    "seconds": meta["seconds"],
+                },
+                "metrics": training,
+            },
+        )
         uri = log_to_mlflow(OUT, mlflow, register="audiosr")
     print(f"package: {OUT} (MLflow: {uri})")
 

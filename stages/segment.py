@@ -19,11 +19,20 @@ def main() -> None:
     audio, mel = params.audio, params.mel
     manifest = pd.read_csv("data/raw/manifest.csv", keep_default_na=False).set_index("track", drop=False)
     split = json.loads(Path("data/split.json").read_text())
-    with stage_run("segment", {"audio": to_dict(audio), "mel": mel_dict(mel)}) as mlflow, \
-            atomic_dir("data/segments") as tmp:
+    with (
+        stage_run("segment", {"audio": to_dict(audio), "mel": mel_dict(mel)}) as mlflow,
+        atomic_dir("data/segments") as tmp,
+    ):
         for name in SPLITS:
-            counts = segment_split(manifest.loc[split[name]], tmp / name, repo_root(), audio, mel, workers(),
-                                   lambda it, n, name=name: track(it, n, f"segment {name}"))
+            counts = segment_split(
+                manifest.loc[split[name]],
+                tmp / name,
+                repo_root(),
+                audio,
+                mel,
+                workers(),
+                lambda it, n, name=name: track(it, n, f"segment {name}"),
+            )
             mlflow.log_metrics({f"{name}/{k}": v for k, v in counts.items()})
             print(f"segment {name}: {counts}")
 

@@ -14,13 +14,24 @@ def main() -> None:
     params = Params.load()
     cfg = params.ldm
     vae_state, vae_cfg = load_model("models/vae")
-    sets = {name: SegmentSet.open(f"data/{name}") for name in
-            ("pairs/train", "segments/train", "pairs/valid", "segments/valid")}
-    train_stage("ldm", cfg, params.profile,
-                lambda d: LDMTask(cfg, vae_state, vae_cfg, *sets.values(), d),
-                identity={"params": to_dict(cfg), "data": sets["pairs/train"].meta, "vae": vae_cfg},
-                logged={"profile": params.profile, "ldm": to_dict(cfg), "filter": to_dict(params.filter),
-                        "noise": to_dict(params.noise), "seed": params.seed})
+    sets = {
+        name: SegmentSet.open(f"data/{name}")
+        for name in ("pairs/train", "segments/train", "pairs/valid", "segments/valid")
+    }
+    train_stage(
+        "ldm",
+        cfg,
+        params.profile,
+        lambda d: LDMTask(cfg, vae_state, vae_cfg, *sets.values(), d),
+        identity={"params": to_dict(cfg), "data": sets["pairs/train"].meta, "vae": vae_cfg},
+        logged={
+            "profile": params.profile,
+            "ldm": to_dict(cfg),
+            "filter": to_dict(params.filter),
+            "noise": to_dict(params.noise),
+            "seed": params.seed,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -26,11 +26,23 @@ def tiny_params() -> dict:
     p["mel"]["n_mels"] = 32
     p["audio"]["segment_seconds"] = 0.64
     p["vae"].update(steps=4, batch=2, crop_frames=32, adv_start=2, validate_every=2, channels=8, latent_channels=4)
-    p["vocoder"].update(steps=4, batch=2, crop_frames=8, adv_start=2, validate_every=2,
-                        istft={"dim": 32, "intermediate_dim": 64, "num_layers": 1, "n_fft": 1920})
+    p["vocoder"].update(
+        steps=4,
+        batch=2,
+        crop_frames=8,
+        adv_start=2,
+        validate_every=2,
+        istft={"dim": 32, "intermediate_dim": 64, "num_layers": 1, "n_fft": 1920},
+    )
     p["ldm"].update(steps=6, batch=4, crop_frames=32, validate_every=3, width=16, heads=2)
-    p["eval"].update(cutoffs_hz=[4000, 8000], filters=["chebyshev", "boxcar"], noises=["none", "tone"], clips=2,
-                     steps=2, perceptual=False)
+    p["eval"].update(
+        cutoffs_hz=[4000, 8000],
+        filters=["chebyshev", "boxcar"],
+        noises=["none", "tone"],
+        clips=2,
+        steps=2,
+        perceptual=False,
+    )
     return p
 
 
@@ -70,10 +82,23 @@ def project(tmp_path_factory) -> tuple[Path, dict]:
     for split, part in (("train", tracks.iloc[:3]), ("valid", tracks.iloc[3:4]), ("test", tracks.iloc[4:])):
         segment_split(part, wd / "data/segments" / split, wd, params["audio"], mel, workers=1)
         if split != "test":
-            degrade_split(wd / "data/segments" / split, wd / "data/pairs" / split, split, params["filter"],
-                          params["noise"], 0, mel, workers=1)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{wd / 'mlflow.db'}", "AUDIOSR_CHECKPOINT_EVERY": "2",
-           "PYTHONPATH": str(ROOT), "AUDIOSR_DEVICE": "cpu"}
+            degrade_split(
+                wd / "data/segments" / split,
+                wd / "data/pairs" / split,
+                split,
+                params["filter"],
+                params["noise"],
+                0,
+                mel,
+                workers=1,
+            )
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{wd / 'mlflow.db'}",
+        "AUDIOSR_CHECKPOINT_EVERY": "2",
+        "PYTHONPATH": str(ROOT),
+        "AUDIOSR_DEVICE": "cpu",
+    }
     for name in ("train_vae", "train_vocoder", "train_ldm", "package"):
         run_stage(stage(name), wd, env)
     return wd, env

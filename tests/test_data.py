@@ -61,8 +61,9 @@ def test_musdb18hq_manifest_and_split(tmp_path) -> None:
 
 
 def test_musdb_split_counts_like_musdb18() -> None:
-    m = pd.DataFrame({"track": [f"t{i:03d}" for i in range(150)], "subset": ["train"] * 100 + ["test"] * 50,
-                      "status": "ok"})
+    m = pd.DataFrame(
+        {"track": [f"t{i:03d}" for i in range(150)], "subset": ["train"] * 100 + ["test"] * 50, "status": "ok"}
+    )
     split = make_split(m, split_params())
     assert [len(split[k]) for k in ("train", "valid", "test")] == [90, 10, 50]
     assert len(set().union(*split.values())) == 150
@@ -70,24 +71,37 @@ def test_musdb_split_counts_like_musdb18() -> None:
     assert make_split(m, split_params(seed=1))["valid"] != split["valid"]
 
 
-@pytest.mark.parametrize(("train", "test", "counts"), [
-    (10, 5, [9, 1, 5]),  # data.synthetic.tracks: 15 (was 1 / 9 / 5: valid_tracks taken from 10 folders)
-    (100, 50, [90, 10, 50]),  # MUSDB18
-    (2, 1, [1, 1, 1]), (1, 1, [1, 0, 1]),  # at least 1 valid when 2 can train; never the last training track
-    (24, 6, [22, 2, 6]), (25, 8, [22, 3, 8]),  # 2.4 -> 2, 2.5 -> 3 (half up)
-    (1000, 500, [990, 10, 500]),  # at most split.valid_tracks
-])
+@pytest.mark.parametrize(
+    ("train", "test", "counts"),
+    [
+        (10, 5, [9, 1, 5]),  # data.synthetic.tracks: 15 (was 1 / 9 / 5: valid_tracks taken from 10 folders)
+        (100, 50, [90, 10, 50]),  # MUSDB18
+        (2, 1, [1, 1, 1]),
+        (1, 1, [1, 0, 1]),  # at least 1 valid when 2 can train; never the last training track
+        (24, 6, [22, 2, 6]),
+        (25, 8, [22, 3, 8]),  # 2.4 -> 2, 2.5 -> 3 (half up)
+        (1000, 500, [990, 10, 500]),  # at most split.valid_tracks
+    ],
+)
 def test_official_split_keeps_musdb18_proportion(train, test, counts) -> None:
-    m = pd.DataFrame({"track": [f"t{i:04d}" for i in range(train + test)],
-                      "subset": ["train"] * train + ["test"] * test, "status": "ok"})
+    m = pd.DataFrame(
+        {
+            "track": [f"t{i:04d}" for i in range(train + test)],
+            "subset": ["train"] * train + ["test"] * test,
+            "status": "ok",
+        }
+    )
     split = make_split(m, split_params())
     assert [len(split[k]) for k in ("train", "valid", "test")] == counts
     assert sorted(sum(split.values(), [])) == sorted(m.track)
 
 
 def test_synthetic_15_tracks_split_9_1_5(tmp_path) -> None:
-    m = sources.build_manifest({"source": "synthetic", "synthetic": {"tracks": 15, "seconds": 0.2, "seed": 0}},
-                               tmp_path / "raw", tmp_path / "raw")
+    m = sources.build_manifest(
+        {"source": "synthetic", "synthetic": {"tracks": 15, "seconds": 0.2, "seed": 0}},
+        tmp_path / "raw",
+        tmp_path / "raw",
+    )
     split = make_split(m, split_params())
     assert [len(split[k]) for k in ("train", "valid", "test")] == [9, 1, 5]
 
@@ -96,14 +110,14 @@ def test_folder_source_with_corrupt_file(tmp_path) -> None:
     lib = tmp_path / "lib"
     (lib / "album").mkdir(parents=True)
     for i in range(6):
-        sf.write(lib / "album" / f"song{i}.flac" if i % 2 else lib / f"song{i}.wav", music(1.0, 22_050, i).T,
-                 22_050)
+        sf.write(lib / "album" / f"song{i}.flac" if i % 2 else lib / f"song{i}.wav", music(1.0, 22_050, i).T, 22_050)
     (lib / "broken.wav").write_bytes(b"RIFF\x00\x00not really a wave file")
     (lib / "empty.ogg").write_bytes(b"")
     with pytest.raises(AudioError, match="broken.wav.*data.on_error: skip"):
         sources.build_manifest({"source": "folder", "root": str(lib)}, tmp_path / "raw", tmp_path / "raw")
-    m = sources.build_manifest({"source": "folder", "root": str(lib), "on_error": "skip"}, tmp_path / "raw",
-                               tmp_path / "raw")
+    m = sources.build_manifest(
+        {"source": "folder", "root": str(lib), "on_error": "skip"}, tmp_path / "raw", tmp_path / "raw"
+    )
     assert len(m) == 8 and (m.status == "ok").sum() == 6
     assert set(m.track[m.status != "ok"]) == {"broken", "empty"}
     assert m.loc[m.track == "broken", "status"].item().startswith("skipped: ")
@@ -147,8 +161,9 @@ def test_musdb18_stem_mp4(tmp_path) -> None:
     for i, subset in enumerate(("train", "train", "test")):
         (tmp_path / subset).mkdir(exist_ok=True)
         stems = np.stack([music(1.0, 44_100, i + k).T for k in range(5)])  # mixture + 4 stems
-        stempeg.write_stems(str(tmp_path / subset / f"song{i}.stem.mp4"), stems, sample_rate=44_100,
-                            writer=stempeg.StreamsWriter())
+        stempeg.write_stems(
+            str(tmp_path / subset / f"song{i}.stem.mp4"), stems, sample_rate=44_100, writer=stempeg.StreamsWriter()
+        )
     m = sources.build_manifest({"source": "musdb18", "root": str(tmp_path)}, tmp_path / "raw", tmp_path / "raw")
     assert list(m.subset) == ["train", "train", "test"] and (m.channels == 2).all()
     assert m.duration.iloc[0] == pytest.approx(1.0, abs=0.1)

@@ -11,8 +11,12 @@ from audiosr.cli import app
 
 SR = 48_000
 FILTER_PARAMS = {"types": list(deg.FILTERS), "order": [2, 10], "cutoff_hz": [2000, 16000]}
-NOISE_PARAMS = {"type": "mixed", "tone_amplitude": [0.001, 0.2], "tone_hz": [100, 15000],
-                "gaussian_amplitude": [0.001, 0.1]}
+NOISE_PARAMS = {
+    "type": "mixed",
+    "tone_amplitude": [0.001, 0.2],
+    "tone_hz": [100, 15000],
+    "gaussian_amplitude": [0.001, 0.1],
+}
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +112,24 @@ def test_cli_degrade(tmp_path) -> None:
     write(src, (0.8 * stereo / np.abs(stereo).max()).astype(np.float32), sr)
     out = tmp_path / "out.wav"
     runner = CliRunner()
-    args = ["degrade", str(src), "-o", str(out), "--filter", "chebyshev", "--order", "8", "--cutoff", "4000",
-            "--noise", "tone", "--tone-hz", "12000", "--amplitude", "0.01"]
+    args = [
+        "degrade",
+        str(src),
+        "-o",
+        str(out),
+        "--filter",
+        "chebyshev",
+        "--order",
+        "8",
+        "--cutoff",
+        "4000",
+        "--noise",
+        "tone",
+        "--tone-hz",
+        "12000",
+        "--amplitude",
+        "0.01",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     y, y_sr = read(out)

@@ -58,16 +58,26 @@ def test_evaluate_stage(project, tmp_path) -> None:
     assert len(table) == 5 * 2 * 2 * 2
     by_cutoff = pd.read_csv(wd / "metrics/eval_lsd_by_cutoff.csv")
     assert list(by_cutoff.cutoff_khz) == [4.0, 8.0] and "model_lfr" in by_cutoff
-    assert sorted(p.name for p in (wd / "plots").glob("*.png")) == ["spectrogram_4k_chebyshev.png",
-                                                                     "spectrogram_8k_chebyshev.png"]
+    assert sorted(p.name for p in (wd / "plots").glob("*.png")) == [
+        "spectrogram_4k_chebyshev.png",
+        "spectrogram_8k_chebyshev.png",
+    ]
     db = sqlite3.connect(wd / "mlflow.db")
     runs = {r[0] for r in db.execute("select name from runs where status='FINISHED'")}
     assert {"workspace/evaluate", "workspace/summary"} <= runs
-    summary_params = {r[0] for r in db.execute(
-        "select p.key from params p join runs r on r.run_uuid = p.run_uuid where r.name = 'workspace/summary'")}
+    summary_params = {
+        r[0]
+        for r in db.execute(
+            "select p.key from params p join runs r on r.run_uuid = p.run_uuid where r.name = 'workspace/summary'"
+        )
+    }
     assert {"noise.type", "filter.types", "eval.steps", "ldm.lr"} <= summary_params
-    summary_metrics = {r[0] for r in db.execute(
-        "select m.key from metrics m join runs r on r.run_uuid = m.run_uuid where r.name = 'workspace/summary'")}
+    summary_metrics = {
+        r[0]
+        for r in db.execute(
+            "select m.key from metrics m join runs r on r.run_uuid = m.run_uuid where r.name = 'workspace/summary'"
+        )
+    }
     assert {"model_lfr.lsd", "unprocessed.lsd", "model.rtf"} <= summary_metrics
 
 

@@ -48,8 +48,11 @@ def speech_like(seconds: float, seed: int = 0) -> np.ndarray:
     t = np.arange(int(seconds * SR)) / SR
     f0 = 120 + 20 * np.sin(2 * np.pi * 0.7 * t) + 10 * np.sin(2 * np.pi * 3.1 * t)
     phase = 2 * np.pi * np.cumsum(f0) / SR
-    formants = [(500 + 200 * np.sin(2 * np.pi * 1.3 * t), 1.0), (1500 + 400 * np.sin(2 * np.pi * 0.9 * t + 1), 0.5),
-                (2500 + 300 * np.sin(2 * np.pi * 0.6 * t + 2), 0.25)]
+    formants = [
+        (500 + 200 * np.sin(2 * np.pi * 1.3 * t), 1.0),
+        (1500 + 400 * np.sin(2 * np.pi * 0.9 * t + 1), 0.5),
+        (2500 + 300 * np.sin(2 * np.pi * 0.6 * t + 2), 0.25),
+    ]
     x = np.zeros_like(t)
     for k in range(1, 60):
         amp = sum(g * np.exp(-0.5 * ((k * f0 - f) / 120) ** 2) for f, g in formants) + 0.02

@@ -38,9 +38,25 @@ def test_mlflow_server_shows_the_pipeline_runs(project, tmp_path) -> None:
     wd, env = copy_project(project, tmp_path)
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{wd / 'mlflow.db'}",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=wd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{wd / 'mlflow.db'}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=wd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -55,19 +71,23 @@ def test_mlflow_server_shows_the_pipeline_runs(project, tmp_path) -> None:
         run_stage(stage("evaluate"), wd, {**env, "MLFLOW_TRACKING_URI": base})  # logs through the server
         experiments = post(base, "/api/2.0/mlflow/experiments/search", {"max_results": 10})["experiments"]
         exp = next(e for e in experiments if e["name"] == "audiosr")
-        runs = post(base, "/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]],
-                                                          "max_results": 100})["runs"]
+        runs = post(
+            base, "/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100}
+        )["runs"]
         by_name = {r["info"]["run_name"]: r for r in runs}
-        assert {"workspace/train_vae", "workspace/train_ldm", "workspace/evaluate", "workspace/summary"} <= set(
-            by_name)
+        assert {"workspace/train_vae", "workspace/train_ldm", "workspace/evaluate", "workspace/summary"} <= set(by_name)
         summary = by_name["workspace/summary"]["data"]
         params = {p["key"]: p["value"] for p in summary["params"]}
         metrics = {m["key"]: m["value"] for m in summary["metrics"]}
         assert params["noise.type"] == "mixed" and "model_lfr.lsd" in metrics
         tags = {t["key"]: t["value"] for t in summary["tags"]}
         assert tags["stage"] == "summary" and tags["dvc.exp_name"] == "workspace"
-        history = get(base, "/api/2.0/mlflow/metrics/get-history", run_id=by_name["workspace/train_ldm"]["info"]
-                      ["run_id"], metric_key="loss")["metrics"]
+        history = get(
+            base,
+            "/api/2.0/mlflow/metrics/get-history",
+            run_id=by_name["workspace/train_ldm"]["info"]["run_id"],
+            metric_key="loss",
+        )["metrics"]
         assert len(history) >= 1
         ev = by_name["workspace/evaluate"]["info"]["run_id"]
         files = {f["path"] for f in get(base, "/api/2.0/mlflow/artifacts/list", run_id=ev)["files"]}

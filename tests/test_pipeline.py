@@ -37,8 +37,15 @@ def repo(tmp_path_factory) -> tuple[Path, dict]:
     params["split"]["valid_tracks"] = 1
     params["audio"]["segment_seconds"] = 1.28
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "AUDIOSR_WORKERS": "2",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "AUDIOSR_WORKERS": "2",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     env.pop("MLFLOW_TRACKING_URI", None)  # the default store: mlflow.db at the repo root
     env.pop("DVC_ROOT", None)
     run(["git", "init", "-q"], dest, env)
@@ -77,16 +84,23 @@ def test_runs_are_tracked_in_the_repo_store(repo) -> None:
     db = sqlite3.connect(dest / "mlflow.db")
     names = {r[0] for r in db.execute("select name from runs where status = 'FINISHED'")}
     assert {f"workspace/{s}" for s in ["fetch", "split", "segment", "degrade", "evaluate", "summary"]} <= names
-    tags = dict(db.execute("select t.key, t.value from tags t join runs r on r.run_uuid = t.run_uuid "
-                           "where r.name = 'workspace/degrade'"))
+    tags = dict(
+        db.execute(
+            "select t.key, t.value from tags t join runs r on r.run_uuid = t.run_uuid "
+            "where r.name = 'workspace/degrade'"
+        )
+    )
     assert tags["stage"] == "degrade" and len(tags["dvc.baseline_rev"]) == 40
     logged: dict[str, dict[str, float]] = {}
-    for run, key, value in db.execute("select r.name, m.key, m.value from metrics m join runs r "
-                                      "on r.run_uuid = m.run_uuid where r.name like 'workspace/%'"):
+    for run, key, value in db.execute(
+        "select r.name, m.key, m.value from metrics m join runs r "
+        "on r.run_uuid = m.run_uuid where r.name like 'workspace/%'"
+    ):
         logged.setdefault(run.split("/")[1], {})[key] = value
     assert {"tracks", "tracks_skipped", "seconds"} <= set(logged["fetch"])
     assert {f"{s}/{k}" for s in ("train", "valid", "test") for k in ("tracks", "segments", "seconds")} <= set(
-        logged["segment"])
+        logged["segment"]
+    )
     degrade = logged["degrade"]
     assert {"train/segments", "valid/segments"} <= set(degrade)
     # every degraded segment is counted under the filter drawn for it
@@ -151,8 +165,10 @@ def test_queued_grid_logs_every_experiment(repo) -> None:
         time.sleep(2)
     assert "Failed" not in status, status
     db = sqlite3.connect(dest / "mlflow.db")
-    summaries = db.execute("select t.value from tags t join runs r on r.run_uuid = t.run_uuid "
-                           "where t.key = 'dvc.exp_name' and r.name like '%/summary'").fetchall()
+    summaries = db.execute(
+        "select t.value from tags t join runs r on r.run_uuid = t.run_uuid "
+        "where t.key = 'dvc.exp_name' and r.name like '%/summary'"
+    ).fetchall()
     named = {"workspace", "noise-none", *(name for name, _, _ in RERUN_CASES)}  # the earlier tests' runs
     queued = {v for (v,) in summaries} - named
     assert len(queued) == 2, summaries  # both queued experiments logged into the workspace's store

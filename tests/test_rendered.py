@@ -60,8 +60,12 @@ def test_layout_and_stems_sum_to_the_mixture(rendered) -> None:
         audio = {}
         for name in FILES:
             info = sf.info(folder / f"{name}.wav")
-            assert (info.samplerate, info.channels, info.frames, info.subtype) == (44_100, 2, SECONDS * 44_100,
-                                                                                   "PCM_16")
+            assert (info.samplerate, info.channels, info.frames, info.subtype) == (
+                44_100,
+                2,
+                SECONDS * 44_100,
+                "PCM_16",
+            )
             audio[name] = sf.read(folder / f"{name}.wav", always_2d=True)[0].T
         # the limiter's gain is applied to every stem, so its effect cancels: what is left is the
         # conversion of five files to 16 bits (at most a step each)
@@ -130,17 +134,23 @@ def test_limiter_holds_its_ceiling_without_steps() -> None:
 @needs_samples
 def test_song_instruments_depend_only_on_seed_and_index() -> None:
     cfg = config()
-    measured = pd.DataFrame(ins.measure_kits(cfg.drumkits, ins.kit_names(cfg.drumkits))
-                            + ins.measure_programs(cfg.soundfont, sorted(set(cfg.test_programs) | {37, 53, 1, 25, 18})))
+    measured = pd.DataFrame(
+        ins.measure_kits(cfg.drumkits, ins.kit_names(cfg.drumkits))
+        + ins.measure_programs(cfg.soundfont, sorted(set(cfg.test_programs) | {37, 53, 1, 25, 18}))
+    )
     pools = choose_instruments(config(), measured)
     assert song_instruments(3, cfg, pools) == song_instruments(3, cfg, pools)
     assert [song_instruments(i, cfg, pools) for i in range(TRACKS)] != [
-        song_instruments(i, config(seed=1), pools) for i in range(TRACKS)]
+        song_instruments(i, config(seed=1), pools) for i in range(TRACKS)
+    ]
 
 
 def test_bad_params_are_named() -> None:
-    with pytest.raises(ValueError, match=r"data\.rendered\.soundfnt is not a known key; did you mean "
-                                         r"data\.rendered\.soundfont\?"):
+    with pytest.raises(
+        ValueError,
+        match=r"data\.rendered\.soundfnt is not a known key; did you mean "
+        r"data\.rendered\.soundfont\?",
+    ):
         config(soundfnt="x")
     with pytest.raises(ins.InstrumentError, match="fluid-soundfont-gm"):
         ins.Synth("/nonexistent/FluidR3_GM.sf2")
@@ -150,8 +160,9 @@ def test_bad_params_are_named() -> None:
 
 @needs_samples
 def test_unknown_program_or_kit_lists_what_exists() -> None:
-    measured = pd.DataFrame(ins.measure_kits(ins.DRUMKITS, ins.kit_names(ins.DRUMKITS))
-                            + ins.measure_programs(ins.SOUNDFONT, [37, 43]))
+    measured = pd.DataFrame(
+        ins.measure_kits(ins.DRUMKITS, ins.kit_names(ins.DRUMKITS)) + ins.measure_programs(ins.SOUNDFONT, [37, 43])
+    )
     with pytest.raises(ValueError, match="no kit 'Nope'; kits: .*The Black Pearl 1.0"):
         choose_instruments(config(test_kits=["Nope"], test_programs=[43]), measured)
     with pytest.raises(ValueError, match="125 is not a program of the families used.*bass: "):

@@ -52,8 +52,7 @@ def test_layout(songs: tuple[Path, list[Path], list[int]]) -> None:
         assert np.abs(audio["mixture"] - sum(audio[s] for s in STEMS)).max() < 4 / 32768
 
 
-def test_same_seed_same_bytes_for_any_worker_count(songs: tuple[Path, list[Path], list[int]],
-                                                   tmp_path: Path) -> None:
+def test_same_seed_same_bytes_for_any_worker_count(songs: tuple[Path, list[Path], list[int]], tmp_path: Path) -> None:
     _, folders, _ = songs
     again = generate(tmp_path, tracks=TRACKS, seconds=SECONDS, seed=0, workers=2)
     assert [f.relative_to(tmp_path) for f in again] == [f.relative_to(folders[0].parents[1]) for f in folders]

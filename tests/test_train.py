@@ -80,7 +80,7 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path, monkeypatch) -> None:
     resumed = Toy()
     loop.run(resumed, SETTINGS, tmp_path / "b", {"id": 1}, Dist(), log_csv=tmp_path / "b.csv")
     assert torch.allclose(whole.net.weight, resumed.net.weight, atol=1e-7)
-    assert (tmp_path / "a.csv").read_text() .splitlines()[0] == (tmp_path / "b.csv").read_text().splitlines()[0]
+    assert (tmp_path / "a.csv").read_text().splitlines()[0] == (tmp_path / "b.csv").read_text().splitlines()[0]
     steps = [int(r.split(",")[0]) for r in (tmp_path / "b.csv").read_text().splitlines()[1:]]
     assert steps == list(range(1, 10))  # the rows after the last checkpoint are not duplicated
 
@@ -141,8 +141,10 @@ def initial_ldm(wd: Path) -> dict[str, torch.Tensor]:
     (same params, VAE, data and seed)."""
     params = Params.load(wd / "params.yaml")
     vae_state, vae_cfg = load_model(wd / "models/vae")
-    sets = [SegmentSet.open(wd / "data" / name) for name in
-            ("pairs/train", "segments/train", "pairs/valid", "segments/valid")]
+    sets = [
+        SegmentSet.open(wd / "data" / name)
+        for name in ("pairs/train", "segments/train", "pairs/valid", "segments/valid")
+    ]
     state, _ = LDMTask(params.ldm, vae_state, vae_cfg, *sets, Dist()).export()
     return {k: v.detach().cpu() for k, v in state.items()}
 

@@ -37,18 +37,26 @@ def build_tiny(root: Path) -> Path:
     mel = MelConfig(n_mels=16).to_dict()
     vae_arch = {"channels": 8, "multipliers": [1, 2], "latent_channels": 4, "num_res_blocks": 1, "attention": False}
     ldm_arch = {"width": 16, "multipliers": [1, 2], "attention_levels": [1], "num_res_blocks": 1, "heads": 2}
-    voc_arch = {"arch": "istft",
-                "istft": {"dim": 32, "intermediate_dim": 64, "num_layers": 1, "n_fft": 1920, "hop": 480}}
+    voc_arch = {
+        "arch": "istft",
+        "istft": {"dim": 32, "intermediate_dim": 64, "num_layers": 1, "n_fft": 1920, "hop": 480},
+    }
     vae, unet, vocoder = build_vae(vae_arch, 16), build_unet(ldm_arch, 4), build_vocoder(voc_arch, 16)
     with torch.no_grad():
         vocoder.head.bias[: 1920 // 2 + 1] = -8.0  # log-magnitudes: a faint generated band
     common = {"version": 1, "profile": "tiny", "n_mels": 16, "steps": 0}
-    save_model(root / "vae", vae.state_dict(), {**common, "kind": "vae", "arch": vae_arch, "mel": mel, "scale": 1.0,
-                                                "factor": 2, "latent_channels": 4})
+    save_model(
+        root / "vae",
+        vae.state_dict(),
+        {**common, "kind": "vae", "arch": vae_arch, "mel": mel, "scale": 1.0, "factor": 2, "latent_channels": 4},
+    )
     save_model(root / "ldm", unet.state_dict(), {**common, "kind": "ldm", "arch": ldm_arch, "latent_channels": 4})
     save_model(root / "vocoder", vocoder.state_dict(), {**common, "kind": "vocoder", "arch": voc_arch, "mel": mel})
-    package(root, root / "pipeline", extra={"segment_frames": SEGMENT_FRAMES,
-                                            "training_data": {"source": "synthetic", "segments": 0}})
+    package(
+        root,
+        root / "pipeline",
+        extra={"segment_frames": SEGMENT_FRAMES, "training_data": {"source": "synthetic", "segments": 0}},
+    )
     return root / "pipeline"
 
 
@@ -80,8 +88,9 @@ def music(n: int, sr: int = SAMPLE_RATE, seed: int = 0) -> np.ndarray:
     """n samples of partials under 4 kHz with a slow tremolo: varied, band-limited, deterministic."""
     rng = np.random.default_rng(seed)
     t = np.arange(n) / sr
-    x = sum(rng.uniform(0.02, 0.1) * np.sin(2 * np.pi * rng.uniform(80, 4000) * t + rng.uniform(0, 6))
-            for _ in range(12))
+    x = sum(
+        rng.uniform(0.02, 0.1) * np.sin(2 * np.pi * rng.uniform(80, 4000) * t + rng.uniform(0, 6)) for _ in range(12)
+    )
     return (x * (0.6 + 0.4 * np.sin(2 * np.pi * 0.7 * t))).astype(np.float32)
 
 
@@ -126,6 +135,7 @@ def test_identity_model_gives_back_the_input(pipe, monkeypatch) -> None:
 
 def test_uncorrelated_windows_keep_their_power(pipe, monkeypatch) -> None:
     """Independent noise from each window is joined at equal power: no dip or bump at the joins."""
+
     def noise(self, windows, steps, guidance, sampler, generators):
         return torch.stack([0.3 * torch.randn(windows.shape[1], generator=g) for g in generators])
 
@@ -205,8 +215,9 @@ def test_streamed_merge_equals_whole_merge() -> None:
         parts += list(merger.push(x[:, a:b], y[:, a:b]))
     streamed = np.concatenate([*parts, merger.finish()], axis=1)
     np.testing.assert_allclose(streamed, whole, atol=1e-5)
-    np.testing.assert_allclose(replace_low_band(x[0], y[0], 170 * SAMPLE_RATE / 2048),
-                               merge_bands(x[:1], y[:1], [170])[0], atol=1e-6)
+    np.testing.assert_allclose(
+        replace_low_band(x[0], y[0], 170 * SAMPLE_RATE / 2048), merge_bands(x[:1], y[:1], [170])[0], atol=1e-6
+    )
 
 
 def test_streamed_cutoff_matches_detect_cutoff() -> None:
@@ -266,14 +277,28 @@ def test_cli_folders_errors_and_summary(tmp_path, model_dir) -> None:
     write(root / "empty.wav", np.zeros(0, np.float32), 44_100)
     sf.write(str(root / "nan.wav"), np.full(1000, np.nan, np.float32), 44_100, subtype="FLOAT")
     (tmp_path / "nothing").mkdir()
-    r = run("upsample", root, tmp_path / "nothing", tmp_path / "missing.wav", "-o", tmp_path / "out",
-            "--model", model_dir, *STEPS)
+    r = run(
+        "upsample",
+        root,
+        tmp_path / "nothing",
+        tmp_path / "missing.wav",
+        "-o",
+        tmp_path / "out",
+        "--model",
+        model_dir,
+        *STEPS,
+    )
     assert r.exit_code == 1
     assert (tmp_path / "out" / "a_48k.wav").exists() and (tmp_path / "out" / "deep" / "b_48k.wav").exists()
     assert sf.info(tmp_path / "out" / "deep" / "b_48k.wav").channels == 2
     tail = r.output[r.output.index("5 input(s) failed") :]
-    for name in ("broken.wav: cannot be read", "empty.wav: has no samples", "nan.wav: contains NaN",
-                 "nothing: no audio files", "missing.wav: no such file"):
+    for name in (
+        "broken.wav: cannot be read",
+        "empty.wav: has no samples",
+        "nan.wav: contains NaN",
+        "nothing: no audio files",
+        "missing.wav: no such file",
+    ):
         assert name in tail, r.output
     # beside the inputs: a folder's earlier outputs are not inputs; a named input is never an output
     write(root / "a_48k.wav", music(24_000), 48_000)

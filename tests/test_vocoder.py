@@ -36,9 +36,7 @@ def chord(frames: int, batch: int = 1, seed: int = 0) -> torch.Tensor:
     """(batch, frames * HOP): an A-minor chord of harmonic tones plus a little white noise, at 48 kHz."""
     gen = torch.Generator().manual_seed(seed)
     t = torch.arange(frames * HOP) / SAMPLE_RATE
-    tones = sum(
-        0.1 / k * torch.sin(2 * math.pi * f0 * k * t) for f0 in (220.0, 261.63, 329.63) for k in range(1, 6)
-    )
+    tones = sum(0.1 / k * torch.sin(2 * math.pi * f0 * k * t) for f0 in (220.0, 261.63, 329.63) for k in range(1, 6))
     return tones + 0.005 * torch.randn(batch, frames * HOP, generator=gen)
 
 

@@ -10,8 +10,9 @@ from audiosr.audio import from_int16
 from audiosr.data.store import SegmentSet
 
 
-def draw_crops(rng: np.random.Generator, n: int, frames: int, crop: int, batch: int,
-               align: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def draw_crops(
+    rng: np.random.Generator, n: int, frames: int, crop: int, batch: int, align: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Segment indices (batch,) and frame offsets (batch,), offsets multiples of `align`."""
     if crop > frames:
         raise ValueError(f"crop of {crop} frames is longer than the segments ({frames} frames)")

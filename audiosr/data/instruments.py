@@ -58,8 +58,13 @@ ROLES: dict[str, tuple[str, ...]] = {
 }
 # the notes each family is measured over: its usual range (MIDI)
 RANGES: dict[str, tuple[int, int]] = {
-    "bass": (28, 60), "strings": (48, 84), "synth pad": (48, 84), "voice": (48, 84), "brass": (55, 84),
-    "reed": (55, 84), "pipe": (60, 90),
+    "bass": (28, 60),
+    "strings": (48, 84),
+    "synth pad": (48, 84),
+    "voice": (48, 84),
+    "brass": (55, 84),
+    "reed": (55, 84),
+    "pipe": (60, 90),
 }
 DEFAULT_RANGE = (40, 90)
 # Hydrogen instrument names -> the drums of a score (first match wins, checked in this order)
@@ -83,8 +88,10 @@ def need_file(path: str | Path, what: str) -> Path:
     path = Path(path)
     if not (path.is_dir() if what == "drumkits" else path.is_file()):
         package = PACKAGES[what]
-        raise InstrumentError(f"{path}: not found; install Debian's {package} (sudo apt-get install {package}) "
-                              f"or set data.rendered.{what} to another path")
+        raise InstrumentError(
+            f"{path}: not found; install Debian's {package} (sudo apt-get install {package}) "
+            f"or set data.rendered.{what} to another path"
+        )
     return path
 
 
@@ -110,8 +117,16 @@ class Synth:
         if self.sfid < 0:
             raise InstrumentError(f"{path}: FluidSynth cannot read this SoundFont; reinstall fluid-soundfont-gm")
         self._write = fluidsynth._fl.fluid_synth_write_float
-        self._write.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
-                                ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+        self._write.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_int,
+        ]
 
     def name(self, program: int) -> str:
         return str(self.fs.sfpreset_name(self.sfid, 0, program) or "")
@@ -194,8 +209,9 @@ def load_kit(root: str, name: str) -> dict[str, tuple[Layer, ...]]:
     folder = Path(root) / name
     xml = folder / "drumkit.xml"
     if not xml.is_file():
-        raise InstrumentError(f"data.rendered: drum kit {name!r} not found under {root}; "
-                              f"kits there: {', '.join(kit_names(root))}")
+        raise InstrumentError(
+            f"data.rendered: drum kit {name!r} not found under {root}; kits there: {', '.join(kit_names(root))}"
+        )
     tree = ET.parse(xml).getroot()
     tree = _strip_namespaces(tree)
     found: dict[str, tuple[Layer, ...]] = {}
@@ -209,8 +225,14 @@ def load_kit(root: str, name: str) -> dict[str, tuple[Layer, ...]]:
         for layer in inst.iter("layer"):
             file = _text(layer, "filename")
             if file and (folder / file).is_file():
-                layers.append(Layer(float(_text(layer, "min", "0")), float(_text(layer, "max", "1")),
-                                    volume * float(_text(layer, "gain", "1")), _load_sample(folder / file)))
+                layers.append(
+                    Layer(
+                        float(_text(layer, "min", "0")),
+                        float(_text(layer, "max", "1")),
+                        volume * float(_text(layer, "gain", "1")),
+                        _load_sample(folder / file),
+                    )
+                )
         file = _text(inst, "filename")  # the older format: one sample, no layers
         if not layers and file and (folder / file).is_file():
             layers.append(Layer(0.0, 1.0, volume, _load_sample(folder / file)))
@@ -278,8 +300,16 @@ def measure_programs(soundfont: str, programs: list[int]) -> list[dict]:
                     spectra.append(_spectrum(audio.mean(axis=0), n))
             name = s.name(program)
         edge, top = band_measures(spectra, n) if spectra else (0.0, -300.0)
-        rows.append({"kind": "program", "id": program, "family": family, "name": name,
-                     "edge_hz": round(edge), "top_db": round(top, 1)})
+        rows.append(
+            {
+                "kind": "program",
+                "id": program,
+                "family": family,
+                "name": name,
+                "edge_hz": round(edge),
+                "top_db": round(top, 1),
+            }
+        )
     return rows
 
 
@@ -291,21 +321,40 @@ def measure_kits(root: str, names: list[str]) -> list[dict]:
         try:
             kit = load_kit(root, name)
         except InstrumentError as exc:
-            rows.append({"kind": "kit", "id": name, "family": "drums", "name": name, "edge_hz": 0,
-                         "top_db": -300.0, "note": str(exc)})
+            rows.append(
+                {
+                    "kind": "kit",
+                    "id": name,
+                    "family": "drums",
+                    "name": name,
+                    "edge_hz": 0,
+                    "top_db": -300.0,
+                    "note": str(exc),
+                }
+            )
             continue
         spectra = [_spectrum(layer.audio.mean(axis=0), n) for layers in kit.values() for layer in layers]
         edge, top = band_measures(spectra, n)
-        rows.append({"kind": "kit", "id": name, "family": "drums", "name": name, "edge_hz": round(edge),
-                     "top_db": round(top, 1)})
+        rows.append(
+            {
+                "kind": "kit",
+                "id": name,
+                "family": "drums",
+                "name": name,
+                "edge_hz": round(edge),
+                "top_db": round(top, 1),
+            }
+        )
     return rows
 
 
 def markdown_table(measured) -> str:
     """The measurement (a DataFrame of measure_programs / measure_kits rows, with the `split` column
     `rendered.generate` adds) as the README's Markdown table."""
-    lines = ["| family | instrument | 99.9 % of energy below (kHz) | 16-20 kHz band (dB) | used for |",
-             "| --- | --- | ---: | ---: | --- |"]
+    lines = [
+        "| family | instrument | 99.9 % of energy below (kHz) | 16-20 kHz band (dB) | used for |",
+        "| --- | --- | ---: | ---: | --- |",
+    ]
     for r in measured.itertuples():
         label = f"{int(r.id)} {r.name}" if r.kind == "program" else r.name
         used = r.split if isinstance(r.split, str) and r.split else "—"

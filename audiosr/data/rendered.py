@@ -54,8 +54,10 @@ def choose_instruments(cfg: RenderConfig, measured: pd.DataFrame) -> dict[str, I
     known = {int(p) for p in programs["id"]}
     for p in cfg.test_programs:
         if p not in known:
-            raise ValueError(f"data.rendered.test_programs: {p} is not a program of the families used "
-                             f"({', '.join(f'{f}: {list(m)}' for f, m in ins.FAMILIES.items())})")
+            raise ValueError(
+                f"data.rendered.test_programs: {p} is not a program of the families used "
+                f"({', '.join(f'{f}: {list(m)}' for f, m in ins.FAMILIES.items())})"
+            )
     for k in cfg.test_kits:
         if k not in set(kits["id"]):
             raise ValueError(f"data.rendered.test_kits: no kit {k!r}; kits: {', '.join(sorted(kits['id']))}")
@@ -72,7 +74,8 @@ def choose_instruments(cfg: RenderConfig, measured: pd.DataFrame) -> dict[str, I
             if not members:
                 raise ValueError(
                     f"data.rendered: no {split} program for the {role} part among families {list(families)} "
-                    f"(held out: {sorted(held)}; reaching {cfg.min_top_db} dB at 16-20 kHz: {sorted(full_programs)})")
+                    f"(held out: {sorted(held)}; reaching {cfg.min_top_db} dB at 16-20 kHz: {sorted(full_programs)})"
+                )
             roles[role] = tuple(members)
         split_kits = sorted(full_kits & set(cfg.test_kits) if split == "test" else full_kits - set(cfg.test_kits))
         if not split_kits:
@@ -84,8 +87,7 @@ def choose_instruments(cfg: RenderConfig, measured: pd.DataFrame) -> dict[str, I
 def measure(cfg: RenderConfig) -> pd.DataFrame:
     """The band measurement of every program of `instruments.FAMILIES` and every installed kit."""
     programs = sorted({p for members in ins.FAMILIES.values() for p in members})
-    rows = ins.measure_programs(cfg.soundfont, programs) + ins.measure_kits(cfg.drumkits,
-                                                                           ins.kit_names(cfg.drumkits))
+    rows = ins.measure_programs(cfg.soundfont, programs) + ins.measure_kits(cfg.drumkits, ins.kit_names(cfg.drumkits))
     return pd.DataFrame(rows)
 
 
@@ -117,15 +119,28 @@ def _pitched(soundfont: str, parts: list[tuple[int, tuple[Note, ...], float]], n
         return synth.play(sorted(events), n)
 
 
-def _drums(hits: tuple[Hit, ...], kit: dict[str, tuple[ins.Layer, ...]], n: int,
-           rng: np.random.Generator) -> np.ndarray:
+def _drums(
+    hits: tuple[Hit, ...], kit: dict[str, tuple[ins.Layer, ...]], n: int, rng: np.random.Generator
+) -> np.ndarray:
     """The score's hits on the kit's samples: the velocity picks the layer (and scales it), +-1.5 dB of
     random gain per hit; hats and cymbals panned to one side, kick and snare near the centre."""
     hat_pan = rng.uniform(-0.6, 0.6)
-    pans = {"kick": 0.0, "snare": rng.uniform(-0.1, 0.1), "hat": hat_pan, "open": hat_pan,
-            "ride": -hat_pan, "crash": -np.sign(hat_pan) * rng.uniform(0.2, 0.6)}
-    level = {"kick": 1.0, "snare": rng.uniform(0.6, 0.9), "hat": rng.uniform(0.2, 0.4),
-             "open": rng.uniform(0.2, 0.35), "ride": rng.uniform(0.2, 0.35), "crash": rng.uniform(0.25, 0.45)}
+    pans = {
+        "kick": 0.0,
+        "snare": rng.uniform(-0.1, 0.1),
+        "hat": hat_pan,
+        "open": hat_pan,
+        "ride": -hat_pan,
+        "crash": -np.sign(hat_pan) * rng.uniform(0.2, 0.6),
+    }
+    level = {
+        "kick": 1.0,
+        "snare": rng.uniform(0.6, 0.9),
+        "hat": rng.uniform(0.2, 0.4),
+        "open": rng.uniform(0.2, 0.35),
+        "ride": rng.uniform(0.2, 0.35),
+        "crash": rng.uniform(0.25, 0.45),
+    }
     out = np.zeros((2, n), np.float32)
     for hit in hits:
         drum = hit.drum if hit.drum in kit else ("open" if "open" in kit else "hat")
@@ -150,15 +165,22 @@ def _channel_strip(stem: str, rng: np.random.Generator):
     import pedalboard as pb
 
     highpass = {"drums": 30.0, "bass": 30.0, "other": rng.uniform(80, 150), "vocals": rng.uniform(90, 140)}[stem]
-    ratio = {"drums": rng.uniform(2, 4), "bass": rng.uniform(3, 6), "other": rng.uniform(1.5, 3),
-             "vocals": rng.uniform(3, 5)}[stem]
-    return pb.Pedalboard([
-        pb.HighpassFilter(highpass),
-        pb.PeakFilter(float(np.exp(rng.uniform(np.log(200), np.log(5000)))), float(rng.uniform(-3, 4)), 1.0),
-        pb.HighShelfFilter(float(rng.uniform(6000, 10000)), float(rng.uniform(-1.5, 3.0)), 0.7),
-        pb.Compressor(float(rng.uniform(-24, -12)), float(ratio), float(rng.uniform(3, 20)),
-                      float(rng.uniform(80, 250))),
-    ])
+    ratio = {
+        "drums": rng.uniform(2, 4),
+        "bass": rng.uniform(3, 6),
+        "other": rng.uniform(1.5, 3),
+        "vocals": rng.uniform(3, 5),
+    }[stem]
+    return pb.Pedalboard(
+        [
+            pb.HighpassFilter(highpass),
+            pb.PeakFilter(float(np.exp(rng.uniform(np.log(200), np.log(5000)))), float(rng.uniform(-3, 4)), 1.0),
+            pb.HighShelfFilter(float(rng.uniform(6000, 10000)), float(rng.uniform(-1.5, 3.0)), 0.7),
+            pb.Compressor(
+                float(rng.uniform(-24, -12)), float(ratio), float(rng.uniform(3, 20)), float(rng.uniform(80, 250))
+            ),
+        ]
+    )
 
 
 def limiter_gain(mix: np.ndarray, ceiling: float = CEILING, attack: float = 0.002, hold: float = 0.05) -> np.ndarray:
@@ -183,9 +205,13 @@ def song_instruments(index: int, cfg: RenderConfig, pools: dict[str, Instruments
     pool = pools[split]
     rng = np.random.default_rng([cfg.seed, index, 4])
     layers = song_params(index, cfg.seed).other
-    return {"split": split, "kit": str(rng.choice(pool.kits)), "bass": int(rng.choice(pool.roles["bass"])),
-            "other": [int(rng.choice(pool.roles[kind])) for kind in layers],
-            "vocals": int(rng.choice(pool.roles["vocals"]))}
+    return {
+        "split": split,
+        "kit": str(rng.choice(pool.kits)),
+        "bass": int(rng.choice(pool.roles["bass"])),
+        "other": [int(rng.choice(pool.roles[kind])) for kind in layers],
+        "vocals": int(rng.choice(pool.roles["vocals"])),
+    }
 
 
 def render_track(index: int, cfg: RenderConfig, pools: dict[str, Instruments]) -> dict[str, np.ndarray]:
@@ -200,13 +226,24 @@ def render_track(index: int, cfg: RenderConfig, pools: dict[str, Instruments]) -
     dry = {
         "drums": _drums(score.drums, kit, n, rng),
         "bass": _pitched(cfg.soundfont, [(use["bass"], score.bass, 0.0)], n, cfg.seconds),
-        "other": _pitched(cfg.soundfont, [(program, layer.notes, float(rng.uniform(-0.5, 0.5)))
-                                          for program, layer in zip(use["other"], score.other, strict=True)],
-                          n, cfg.seconds),
+        "other": _pitched(
+            cfg.soundfont,
+            [
+                (program, layer.notes, float(rng.uniform(-0.5, 0.5)))
+                for program, layer in zip(use["other"], score.other, strict=True)
+            ],
+            n,
+            cfg.seconds,
+        ),
         "vocals": _pitched(cfg.soundfont, [(use["vocals"], score.vocals, 0.0)], n, cfg.seconds),
     }
-    room = pb.Reverb(room_size=float(rng.uniform(0.3, 0.85)), damping=float(rng.uniform(0.2, 0.6)),
-                     wet_level=1.0, dry_level=0.0, width=1.0)
+    room = pb.Reverb(
+        room_size=float(rng.uniform(0.3, 0.85)),
+        damping=float(rng.uniform(0.2, 0.6)),
+        wet_level=1.0,
+        dry_level=0.0,
+        width=1.0,
+    )
     stems = {}
     for name in STEMS:
         x = dry[name] / (np.sqrt(np.mean(dry[name] ** 2)) + 1e-9) * 0.1
@@ -235,10 +272,13 @@ def generate(root: Path, cfg: RenderConfig, workers: int = 1, progress=None) -> 
     root = Path(root)
     measured = measure(cfg)
     pools = choose_instruments(cfg, measured)
-    used = {split: {*pool.kits, *(str(p) for members in pool.roles.values() for p in members)}
-            for split, pool in pools.items()}
-    measured["split"] = ["test" if str(i) in used["test"] else "train" if str(i) in used["train"] else ""
-                         for i in measured["id"]]
+    used = {
+        split: {*pool.kits, *(str(p) for members in pool.roles.values() for p in members)}
+        for split, pool in pools.items()
+    }
+    measured["split"] = [
+        "test" if str(i) in used["test"] else "train" if str(i) in used["train"] else "" for i in measured["id"]
+    ]
     root.mkdir(parents=True, exist_ok=True)
     songs = pd.DataFrame([{"track": f"rendered_{i:03d}", **song_instruments(i, cfg, pools)} for i in range(cfg.tracks)])
     for name, table in (("instruments", measured), ("songs", songs)):

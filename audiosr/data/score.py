@@ -30,8 +30,16 @@ SCALES: dict[str, tuple[int, ...]] = {
 }
 # scale degrees (0 = tonic) of the chord roots, one chord per `bars_per_chord` bars
 PROGRESSIONS: tuple[tuple[int, ...], ...] = (
-    (0, 4, 5, 3), (5, 3, 0, 4), (0, 5, 3, 4), (1, 4, 0, 0), (0, 3, 4, 3),
-    (0, 3, 0, 4), (0, 6, 5, 4), (0, 2, 3, 4), (3, 4, 2, 5), (0, 0, 3, 4),
+    (0, 4, 5, 3),
+    (5, 3, 0, 4),
+    (0, 5, 3, 4),
+    (1, 4, 0, 0),
+    (0, 3, 4, 3),
+    (0, 3, 0, 4),
+    (0, 6, 5, 4),
+    (0, 2, 3, 4),
+    (3, 4, 2, 5),
+    (0, 0, 3, 4),
 )
 DRUM_STYLES = ("rock", "four", "halftime", "break")
 DRUMS = ("kick", "snare", "hat", "open", "ride", "crash")
@@ -211,8 +219,11 @@ def _bass(g: Grid, rng: np.random.Generator) -> list[Note]:
         root = g.chord(bar)
         for step, length in rhythm:
             degree = root + int(rng.choice([0, 0, 0, 0, 4, 7])) if step else root  # root on the downbeat
-            notes.append(Note(g.time(bar * 16 + step), length * g.step * gate, g.midi(degree, base),
-                              float(rng.uniform(0.75, 1.0))))
+            notes.append(
+                Note(
+                    g.time(bar * 16 + step), length * g.step * gate, g.midi(degree, base), float(rng.uniform(0.75, 1.0))
+                )
+            )
     return notes
 
 
@@ -232,10 +243,16 @@ def _layer(kind: str, g: Grid, rng: np.random.Generator) -> Layer:
             chord = g.voicing(bar, base, rng)
             chord = chord + [m + 12 for m in chord]
             for i, step in enumerate(range(0, 16, every)):
-                m = chord[i % len(chord)] if order == "up" else (
-                    chord[-1 - i % len(chord)] if order == "down" else int(rng.choice(chord)))
-                notes.append(Note(g.time(bar * 16 + step), length, m, float(rng.uniform(0.7, 1.0)),
-                                  spread * (1 if i % 2 else -1)))
+                m = (
+                    chord[i % len(chord)]
+                    if order == "up"
+                    else (chord[-1 - i % len(chord)] if order == "down" else int(rng.choice(chord)))
+                )
+                notes.append(
+                    Note(
+                        g.time(bar * 16 + step), length, m, float(rng.uniform(0.7, 1.0)), spread * (1 if i % 2 else -1)
+                    )
+                )
     else:  # keys: chord stabs
         rhythms = ([2, 6, 10, 14], [0, 3, 6, 10], [0, 4, 8, 12], [0, 6, 12], [0, 3, 8, 11, 14])
         rhythm = rhythms[int(rng.integers(len(rhythms)))]
@@ -271,8 +288,11 @@ def _melody(g: Grid, rng: np.random.Generator) -> list[Note]:
                 root = g.chord(bar)
                 tones = [x for x in degrees_in_range if (x - root) % 7 in (0, 2, 4)]
                 d = min(tones, key=lambda x: abs(x - d))
-            notes.append(Note(g.time(bar * 16 + step), min(length, 16 - step) * g.step, g.midi(d, 0),
-                              float(rng.uniform(0.7, 1.0))))
+            notes.append(
+                Note(
+                    g.time(bar * 16 + step), min(length, 16 - step) * g.step, g.midi(d, 0), float(rng.uniform(0.7, 1.0))
+                )
+            )
             step += length
     return notes
 
@@ -307,8 +327,15 @@ def _write_track(job: tuple[int, Path, Callable[[int], dict[str, np.ndarray]], i
     return folder
 
 
-def write_songs(root: Path, prefix: str, tracks: int, make: Callable[[int], dict[str, np.ndarray]],
-                sample_rate: int, workers: int = 1, progress: Callable[[int], None] | None = None) -> list[Path]:
+def write_songs(
+    root: Path,
+    prefix: str,
+    tracks: int,
+    make: Callable[[int], dict[str, np.ndarray]],
+    sample_rate: int,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> list[Path]:
     """Write ``make(i)`` (stem name -> (2, samples) float) for i < tracks as 16-bit WAVs under
     root/train/<prefix>_<i>/ and root/test/<prefix>_<i>/; return the track folders in index order.
 

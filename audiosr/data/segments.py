@@ -65,7 +65,12 @@ def cut_track(task: tuple) -> tuple[np.ndarray, np.ndarray, list[dict], dict]:
 
 
 def segment_split(
-    tracks: pd.DataFrame, out: Path, repo_root: Path, audio: AudioConfig | dict, mel: MelConfig, workers: int,
+    tracks: pd.DataFrame,
+    out: Path,
+    repo_root: Path,
+    audio: AudioConfig | dict,
+    mel: MelConfig,
+    workers: int,
     progress: Callable[[Iterable, int], Iterable] = lambda it, n: it,
 ) -> dict:
     """Cut the tracks of one split into out/ (see store.py for the layout); returns counts."""
@@ -89,8 +94,9 @@ def segment_split(
         pd.DataFrame(rows, columns=["track", "start", "peak", "rms"]).to_csv(tmp / "index.csv", index=False)
         counts["segments"] = len(rows)
         counts["seconds"] = round(len(rows) * samples / SAMPLE_RATE, 3)
-        write_json(tmp / "meta.json", {"sample_rate": SAMPLE_RATE, "segment_samples": samples,
-                                       "mel": mel.to_dict(), **counts})
+        write_json(
+            tmp / "meta.json", {"sample_rate": SAMPLE_RATE, "segment_samples": samples, "mel": mel.to_dict(), **counts}
+        )
     return counts
 
 
@@ -104,15 +110,29 @@ def degrade_chunk(task: tuple) -> tuple[np.ndarray, np.ndarray, list[dict]]:
         d = deg.draw(rng, filter_params, noise_params)
         y = deg.apply(clean.audio(i), SAMPLE_RATE, d, rng)
         out.append(to_int16(y))
-        rows.append({"segment": i, "track": clean.index.track[i], "start": clean.index.start[i],
-                     **d.to_dict(), "clipped": float(np.mean(np.abs(y) > 1.0))})
+        rows.append(
+            {
+                "segment": i,
+                "track": clean.index.track[i],
+                "start": clean.index.start[i],
+                **d.to_dict(),
+                "clipped": float(np.mean(np.abs(y) > 1.0)),
+            }
+        )
     pcm = np.stack(out)
     return pcm, _mels(pcm, mel), rows
 
 
 def degrade_split(
-    clean_dir: Path, out: Path, split: str, filter_params: FilterConfig | dict, noise_params: NoiseConfig | dict,
-    seed: int, mel: MelConfig, workers: int, progress: Callable[[Iterable, int], Iterable] = lambda it, n: it,
+    clean_dir: Path,
+    out: Path,
+    split: str,
+    filter_params: FilterConfig | dict,
+    noise_params: NoiseConfig | dict,
+    seed: int,
+    mel: MelConfig,
+    workers: int,
+    progress: Callable[[Iterable, int], Iterable] = lambda it, n: it,
 ) -> pd.DataFrame:
     """Degrade every segment of one clean split into out/; returns the table of drawn values."""
     # check the params once here so a bad value fails before any work is spread out
@@ -120,11 +140,15 @@ def degrade_split(
     noise_params = block(NoiseConfig, noise_params, "noise")
     clean = SegmentSet.open(clean_dir)
     if clean.meta["mel"] != mel.to_dict():
-        raise ValueError(f"{clean_dir}: its mels were made with {clean.meta['mel']}, the params ask for "
-                         f"{mel.to_dict()}; re-run the segment stage (dvc repro)")
+        raise ValueError(
+            f"{clean_dir}: its mels were made with {clean.meta['mel']}, the params ask for "
+            f"{mel.to_dict()}; re-run the segment stage (dvc repro)"
+        )
     n, samples = clean.wave.shape
-    tasks = [(str(clean_dir), split, i, min(i + DEGRADE_CHUNK, n), filter_params, noise_params, seed, mel)
-             for i in range(0, n, DEGRADE_CHUNK)]
+    tasks = [
+        (str(clean_dir), split, i, min(i + DEGRADE_CHUNK, n), filter_params, noise_params, seed, mel)
+        for i in range(0, n, DEGRADE_CHUNK)
+    ]
     with atomic_dir(out) as tmp:
         waves = ArrayWriter(tmp / "wave.npy", (samples,), np.int16)
         mels = ArrayWriter(tmp / "mel.npy", clean.mel.shape[1:], np.float16)
@@ -137,6 +161,14 @@ def degrade_split(
         mels.close()
         table = pd.DataFrame(rows)
         table.to_csv(tmp / "index.csv", index=False)
-        write_json(tmp / "meta.json", {**clean.meta, "segments": len(rows), "seed": seed,
-                                       "filter": to_dict(filter_params), "noise": to_dict(noise_params)})
+        write_json(
+            tmp / "meta.json",
+            {
+                **clean.meta,
+                "segments": len(rows),
+                "seed": seed,
+                "filter": to_dict(filter_params),
+                "noise": to_dict(noise_params),
+            },
+        )
     return table

@@ -98,9 +98,7 @@ class SegmentSet:
         path = Path(path)
         missing = [n for n in ("wave.npy", "mel.npy", "index.csv", "meta.json") if not (path / n).exists()]
         if missing:
-            raise FileNotFoundError(
-                f"{path}: missing {', '.join(missing)}; run the stage that writes it (dvc repro)"
-            )
+            raise FileNotFoundError(f"{path}: missing {', '.join(missing)}; run the stage that writes it (dvc repro)")
         return cls(
             path,
             np.load(path / "wave.npy", mmap_mode="r"),

@@ -71,8 +71,9 @@ def _table(amps: np.ndarray, phases: np.ndarray | None = None) -> np.ndarray:
     return np.append(cycle, cycle[0])
 
 
-def _read(table: np.ndarray, phase: np.ndarray, table2: np.ndarray | None = None,
-          mix: np.ndarray | float | None = None) -> np.ndarray:
+def _read(
+    table: np.ndarray, phase: np.ndarray, table2: np.ndarray | None = None, mix: np.ndarray | float | None = None
+) -> np.ndarray:
     """Wavetable read-out; phase in cycles. With ``table2``, returns ``table + mix * table2`` (a crossfade
     between two timbres with one index computation, used for filter envelopes)."""
     x = phase - np.floor(phase)
@@ -129,8 +130,7 @@ def _body(rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
     return lambda f: np.exp(depth * np.sin(2 * np.pi * rate * np.log2(f) + phase))
 
 
-def _partials_noise(rng: np.random.Generator, n: int, sr: int, lo: float, hi: float,
-                    count: int) -> np.ndarray:
+def _partials_noise(rng: np.random.Generator, n: int, sr: int, lo: float, hi: float, count: int) -> np.ndarray:
     """``count`` steady inharmonic partials between lo and hi Hz, random amplitudes and phases, peak ~1.
 
     Built with one inverse FFT: cheaper than a sum of sines, and exact enough for a decaying cymbal."""
@@ -218,8 +218,13 @@ def _drums(song: _Song, rng: np.random.Generator) -> np.ndarray:
         sounds["hat"] = [_metal(rng, sr, rng.uniform(0.3, 0.6), rng.uniform(2500, 4500)) for _ in range(2)]
     sounds["crash"] = [_metal(rng, sr, rng.uniform(0.4, 0.8), rng.uniform(2500, 4000))]
     tracks = {name: np.zeros(n) for name in sounds}
-    level = {"kick": 1.0, "snare": rng.uniform(0.6, 0.9), "hat": rng.uniform(0.15, 0.35),
-             "open": rng.uniform(0.15, 0.3), "crash": rng.uniform(0.2, 0.4)}
+    level = {
+        "kick": 1.0,
+        "snare": rng.uniform(0.6, 0.9),
+        "hat": rng.uniform(0.15, 0.35),
+        "open": rng.uniform(0.15, 0.3),
+        "crash": rng.uniform(0.2, 0.4),
+    }
     if p.ride:
         level["hat"] *= 0.7
     for hit in song.score.drums:
@@ -227,8 +232,13 @@ def _drums(song: _Song, rng: np.random.Generator) -> np.ndarray:
         hits = sounds[name]
         _add(tracks[name], int(hit.time * sr), hit.velocity * level[name] * hits[int(rng.integers(len(hits)))])
     hat_pan = rng.uniform(-0.6, 0.6)
-    pans = {"kick": 0.0, "snare": rng.uniform(-0.1, 0.1), "hat": hat_pan, "open": hat_pan,
-            "crash": -np.sign(hat_pan) * rng.uniform(0.2, 0.6)}
+    pans = {
+        "kick": 0.0,
+        "snare": rng.uniform(-0.1, 0.1),
+        "hat": hat_pan,
+        "open": hat_pan,
+        "crash": -np.sign(hat_pan) * rng.uniform(0.2, 0.6),
+    }
     out = np.zeros((2, n))
     for name, x in tracks.items():
         gl, gr = _pan(pans[name])
@@ -276,8 +286,15 @@ class _Timbre:
     Partials fall as k ** -tilt under a body ripple, optionally through a low-pass (the dark end of a
     filter envelope); organ-like timbres add drawbar harmonics on top of the tilted series."""
 
-    def __init__(self, sr: int, tilt: float, body: Callable[[np.ndarray], np.ndarray], phases: np.ndarray,
-                 organ: bool = False, lowpass: float | None = None) -> None:
+    def __init__(
+        self,
+        sr: int,
+        tilt: float,
+        body: Callable[[np.ndarray], np.ndarray],
+        phases: np.ndarray,
+        organ: bool = False,
+        lowpass: float | None = None,
+    ) -> None:
         self.sr, self.tilt, self.body, self.phases = sr, tilt, body, phases
         self.organ, self.lowpass = organ, lowpass
         self.tables: dict[int, np.ndarray] = {}
@@ -338,8 +355,12 @@ def _other(song: _Song, rng: np.random.Generator) -> np.ndarray:
                 nn = int(note.dur * sr)
                 t = np.arange(nn) / sr
                 env = note.velocity * np.exp(-t / decay) * _envelope(nn, sr, 0.004, 0.06)
-                _add(layer, int(note.start * sr), env * _read(table(note.pitch), _phase(_hz(note.pitch), nn, sr,
-                                                                                            rng.random())), _pan(pan))
+                _add(
+                    layer,
+                    int(note.start * sr),
+                    env * _read(table(note.pitch), _phase(_hz(note.pitch), nn, sr, rng.random())),
+                    _pan(pan),
+                )
         out += layer / (np.sqrt(np.mean(layer**2)) + 1e-9) * rng.uniform(0.5, 1.0)
     return out
 
@@ -418,14 +439,16 @@ def _impulse_responses(rng: np.random.Generator, rt60: float, sr: int) -> np.nda
 
 
 _PARTS: dict[str, Callable[[_Song, np.random.Generator], np.ndarray]] = {
-    "drums": _drums, "bass": _bass, "other": _other, "vocals": _vocals,
+    "drums": _drums,
+    "bass": _bass,
+    "other": _other,
+    "vocals": _vocals,
 }
 WET = {"drums": 0.15, "bass": 0.0, "other": 0.4, "vocals": 0.35}  # reverb send; a dry bass, as usually mixed
 LEVEL = {"drums": 1.0, "bass": 0.8, "other": 0.6, "vocals": 0.8}  # RMS of the stems relative to the drums
 
 
-def generate_track(index: int, seconds: float, seed: int,
-                   sample_rate: int = SAMPLE_RATE) -> dict[str, np.ndarray]:
+def generate_track(index: int, seconds: float, seed: int, sample_rate: int = SAMPLE_RATE) -> dict[str, np.ndarray]:
     """The stems of one song: {'drums','bass','other','vocals','mixture'} -> (2, samples) float32.
 
     The mixture is the sum of the stems; it peaks at ``song_params(index, seed).peak`` unless a stem
@@ -460,9 +483,15 @@ def generate_track(index: int, seconds: float, seed: int,
     return out
 
 
-def generate(root: Path, tracks: int = 150, seconds: float = 24.0, seed: int = 0,
-             sample_rate: int = SAMPLE_RATE, workers: int = 1,
-             progress: Callable[[int], None] | None = None) -> list[Path]:
+def generate(
+    root: Path,
+    tracks: int = 150,
+    seconds: float = 24.0,
+    seed: int = 0,
+    sample_rate: int = SAMPLE_RATE,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> list[Path]:
     """Write ``tracks`` songs under root/train/ and root/test/ (`score.write_songs`); folders ``synth_000``..."""
     make = partial(generate_track, seconds=seconds, seed=seed, sample_rate=sample_rate)
     return write_songs(root, "synth", tracks, make, sample_rate, workers, progress)

@@ -179,8 +179,7 @@ class VAE(nn.Module):
         expected = (self.latent_channels, self.n_mels // self.factor)
         if z.ndim != 4 or tuple(z.shape[1:3]) != expected:
             raise ValueError(
-                f"VAE.decode: expected z (B, {expected[0]}, {expected[1]}, T / {self.factor}), "
-                f"got {tuple(z.shape)}"
+                f"VAE.decode: expected z (B, {expected[0]}, {expected[1]}, T / {self.factor}), got {tuple(z.shape)}"
             )
         return self.decoder(z).squeeze(1)
 

@@ -102,9 +102,7 @@ class HiFiGAN(nn.Module):
         if any(k < u for k, u in zip(upsample_kernel_sizes, upsample_rates, strict=True)):
             raise ValueError("vocoder.hifigan.upsample_kernel_sizes: each kernel must be >= its rate")
         if len(resblock_dilation_sizes) != len(resblock_kernel_sizes):
-            raise ValueError(
-                "vocoder.hifigan.resblock_dilation_sizes: needs one list per resblock kernel size"
-            )
+            raise ValueError("vocoder.hifigan.resblock_dilation_sizes: needs one list per resblock kernel size")
         self.hop = hop
         self.num_kernels = len(resblock_kernel_sizes)
         self.conv_pre = weight_norm(nn.Conv1d(n_mels, upsample_initial_channel, 7, padding=3))
@@ -115,9 +113,7 @@ class HiFiGAN(nn.Module):
             # output length (L - 1) * u - 2 * pad + k + out_pad == L * u
             pad = (k - u + 1) // 2
             out_pad = 2 * pad - (k - u)
-            self.ups.append(
-                _init_conv(nn.ConvTranspose1d(ch, ch // 2, k, u, padding=pad, output_padding=out_pad))
-            )
+            self.ups.append(_init_conv(nn.ConvTranspose1d(ch, ch // 2, k, u, padding=pad, output_padding=out_pad)))
             ch //= 2
             for rk, rd in zip(resblock_kernel_sizes, resblock_dilation_sizes, strict=True):
                 self.resblocks.append(ResBlock(ch, rk, rd))
@@ -290,9 +286,7 @@ class ScaleDiscriminator(nn.Module):
             (c[3], c[3], 41, 1, 16),
             (c[3], c[3], 5, 1, 1),
         ]
-        self.convs = nn.ModuleList(
-            norm(nn.Conv1d(i, o, k, s, groups=g, padding=k // 2)) for i, o, k, s, g in layers
-        )
+        self.convs = nn.ModuleList(norm(nn.Conv1d(i, o, k, s, groups=g, padding=k // 2)) for i, o, k, s, g in layers)
         self.conv_post = norm(nn.Conv1d(c[3], 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -368,9 +362,7 @@ class MultiResolutionDiscriminator(nn.Module):
         channels: int = 32,
     ) -> None:
         super().__init__()
-        self.discriminators = nn.ModuleList(
-            ResolutionDiscriminator(n_fft, hop, channels) for n_fft, hop in resolutions
-        )
+        self.discriminators = nn.ModuleList(ResolutionDiscriminator(n_fft, hop, channels) for n_fft, hop in resolutions)
 
     def forward(self, wave: torch.Tensor) -> tuple[list[torch.Tensor], Features]:
         return _unzip(d(wave) for d in self.discriminators)
@@ -419,9 +411,7 @@ class Discriminators(nn.Module):
 
 def discriminator_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor]) -> torch.Tensor:
     """sum_k mean((1 - D_k(x))^2) + mean(D_k(G(s))^2); pass fake logits of a detached generator output."""
-    return sum(
-        torch.mean((1 - r) ** 2) + torch.mean(f**2) for r, f in zip(real_logits, fake_logits, strict=True)
-    )
+    return sum(torch.mean((1 - r) ** 2) + torch.mean(f**2) for r, f in zip(real_logits, fake_logits, strict=True))
 
 
 def generator_adversarial_loss(fake_logits: list[torch.Tensor]) -> torch.Tensor:

@@ -49,14 +49,21 @@ def _optimizer_join(opt: torch.optim.Optimizer, prefix: str, tensors: dict, meta
         pid, key = name.split("/", 1)
         state.setdefault(int(pid), {})[key] = value
     # JSON turned tuples (betas) into lists; the optimizer expects them back as they were
-    groups = [{k: (tuple(v) if isinstance(v, list) and k != "params" else v) for k, v in g.items()}
-              for g in meta["param_groups"]]
+    groups = [
+        {k: (tuple(v) if isinstance(v, list) and k != "params" else v) for k, v in g.items()}
+        for g in meta["param_groups"]
+    ]
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
-def save_checkpoint(path: Path, step: int, modules: dict[str, torch.nn.Module],
-                    optimizers: dict[str, torch.optim.Optimizer], run_fingerprint: str,
-                    totals: dict | None = None) -> None:
+def save_checkpoint(
+    path: Path,
+    step: int,
+    modules: dict[str, torch.nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    run_fingerprint: str,
+    totals: dict | None = None,
+) -> None:
     """Write the full training state at `step` to folder `path` (atomically); `totals`: the training's
     accumulated seconds, samples and invocations up to `step` (see `read_totals`)."""
     tensors: dict[str, torch.Tensor] = {}
@@ -82,8 +89,9 @@ def save_checkpoint(path: Path, step: int, modules: dict[str, torch.nn.Module],
         write_json(tmp / "state.json", meta)
 
 
-def load_checkpoint(path: Path, modules: dict[str, torch.nn.Module],
-                    optimizers: dict[str, torch.optim.Optimizer], run_fingerprint: str) -> int:
+def load_checkpoint(
+    path: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer], run_fingerprint: str
+) -> int:
     """Restore a checkpoint written by save_checkpoint into modules and optimizers; returns its step,
     or 0 when there is none or it belongs to another run (other params or data)."""
     if not (path / "state.json").exists():

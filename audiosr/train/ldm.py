@@ -48,14 +48,25 @@ def encode_all(vae, scale: float, mels: np.ndarray, device: torch.device, batch:
 class LDMTask:
     name = "ldm"
 
-    def __init__(self, cfg: LDMConfig, vae_state: dict, vae_cfg: dict, pairs: SegmentSet,
-                 clean: SegmentSet, pairs_valid: SegmentSet, clean_valid: SegmentSet, d: Dist):
+    def __init__(
+        self,
+        cfg: LDMConfig,
+        vae_state: dict,
+        vae_cfg: dict,
+        pairs: SegmentSet,
+        clean: SegmentSet,
+        pairs_valid: SegmentSet,
+        clean_valid: SegmentSet,
+        d: Dist,
+    ):
         self.cfg, self.d, self.arch, self.vae_cfg = cfg, d, cfg.arch, vae_cfg
         for name, s in (("data/pairs/train", pairs), ("data/segments/train", clean)):
             check_vae_matches(vae_cfg, s.meta, name)
         if len(pairs) != len(clean):
-            raise ValueError(f"data/pairs/train has {len(pairs)} segments, data/segments/train {len(clean)}; "
-                             "re-run the degrade stage (dvc repro)")
+            raise ValueError(
+                f"data/pairs/train has {len(pairs)} segments, data/segments/train {len(clean)}; "
+                "re-run the degrade stage (dvc repro)"
+            )
         self.vae = load_vae(vae_state, vae_cfg, d.device)
         scale = float(vae_cfg["scale"])
         self.z_clean = encode_all(self.vae, scale, clean.mel, d.device)
@@ -76,8 +87,9 @@ class LDMTask:
         self.ema = copy.deepcopy(self.unet).requires_grad_(False)
         self.net = d.wrap(self.unet)
         self.modules = {"unet": self.unet, "ema": self.ema}
-        self.optimizers = {"unet": torch.optim.AdamW(self.unet.parameters(), cfg.lr, betas=cfg.betas,
-                                                     weight_decay=cfg.weight_decay)}
+        self.optimizers = {
+            "unet": torch.optim.AdamW(self.unet.parameters(), cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        }
         self.samples_per_step = cfg.batch
 
     def _loss(self, net, x0: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, noise: torch.Tensor):
@@ -129,18 +141,27 @@ class LDMTask:
         cond = self.val_cond[:1].to(self.d.device)
         fn = guided(self.ema, cond, torch.zeros_like(cond), 1.0)
         gen = torch.Generator().manual_seed(0)
-        z = sample_dpmpp_2m(fn, torch.randn(cond.shape, generator=gen).to(self.d.device),
-                            self.schedule.timesteps(20), self.schedule)
+        z = sample_dpmpp_2m(
+            fn, torch.randn(cond.shape, generator=gen).to(self.d.device), self.schedule.timesteps(20), self.schedule
+        )
         scale = float(self.vae_cfg["scale"])
-        mels = {name: self.vae.decode(v / scale)[0].cpu().numpy()
-                for name, v in (("condition", cond), ("generated", z), ("target", self.val_clean[:1]))}
+        mels = {
+            name: self.vae.decode(v / scale)[0].cpu().numpy()
+            for name, v in (("condition", cond), ("generated", z), ("target", self.val_clean[:1]))
+        }
         fig = plots.mel_figure(mels, f"LDM (EMA), step {step}, 20 DPM-Solver++ steps")
         mlflow.log_figure(fig, f"examples/ldm_step{step:06d}.png")
         plots.close(fig)
 
     def export(self) -> tuple[dict, dict]:
-        config = {"kind": "ldm", "version": VERSION, "arch": self.arch, "n_mels": self.vae_cfg["n_mels"],
-                  "latent_channels": self.vae_cfg["latent_channels"], "cond_drop": self.cond_drop,
-                  "schedule": {"num_steps": self.schedule.num_steps, "kind": "cosine_zero_terminal_snr",
-                               "prediction": "v"}, "steps": self.cfg.steps}
+        config = {
+            "kind": "ldm",
+            "version": VERSION,
+            "arch": self.arch,
+            "n_mels": self.vae_cfg["n_mels"],
+            "latent_channels": self.vae_cfg["latent_channels"],
+            "cond_drop": self.cond_drop,
+            "schedule": {"num_steps": self.schedule.num_steps, "kind": "cosine_zero_terminal_snr", "prediction": "v"},
+            "steps": self.cfg.steps,
+        }
         return self.ema.state_dict(), config

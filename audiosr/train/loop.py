@@ -51,8 +51,14 @@ class Settings:
 
     @classmethod
     def of(cls, cfg: TrainingConfig) -> Settings:
-        return cls(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, warmup=cfg.warmup, validate_every=cfg.validate_every,
-                   seed=cfg.seed)
+        return cls(
+            steps=cfg.steps,
+            batch=cfg.batch,
+            lr=cfg.lr,
+            warmup=cfg.warmup,
+            validate_every=cfg.validate_every,
+            seed=cfg.seed,
+        )
 
     def lr_at(self, step: int) -> float:
         """Linear warm-up, then cosine decay to 10 % of the peak."""
@@ -101,13 +107,25 @@ def totals(checkpoint_dir: Path, identity: dict) -> dict[str, float]:
     each process start that trained), resumes."""
     t = read_totals(checkpoint_dir / "last", fingerprint(identity)) or {"steps": 0, **NO_TOTALS}
     seconds = float(t["seconds"])
-    return {"steps": int(t["steps"]), "seconds": seconds, "samples": int(t["samples"]),
-            "samples_per_s": t["samples"] / seconds if seconds > 0 else 0.0,
-            "invocations": int(t["invocations"]), "resumes": max(0, int(t["invocations"]) - 1)}
+    return {
+        "steps": int(t["steps"]),
+        "seconds": seconds,
+        "samples": int(t["samples"]),
+        "samples_per_s": t["samples"] / seconds if seconds > 0 else 0.0,
+        "invocations": int(t["invocations"]),
+        "resumes": max(0, int(t["invocations"]) - 1),
+    }
 
 
-def run(task: Task, settings: Settings, checkpoint_dir: Path, identity: dict, d: Dist, mlflow=None,
-        log_csv: Path | None = None) -> dict[str, float]:
+def run(
+    task: Task,
+    settings: Settings,
+    checkpoint_dir: Path,
+    identity: dict,
+    d: Dist,
+    mlflow=None,
+    log_csv: Path | None = None,
+) -> dict[str, float]:
     """Train `task` for settings.steps steps, resuming from checkpoint_dir when it holds a checkpoint of
     the same run (same `identity`). Returns the final validation metrics.
 
@@ -149,8 +167,12 @@ def run(task: Task, settings: Settings, checkpoint_dir: Path, identity: dict, d:
                 now = time.perf_counter()
                 rate = steps_timed * task.samples_per_step / max(now - t_last, 1e-9)
                 t_last, steps_timed = now, 0
-                row = {"step": done, **{k: round(v, 6) for k, v in losses.items()}, "lr": settings.lr_at(step),
-                       "samples_per_s": round(rate, 2)}
+                row = {
+                    "step": done,
+                    **{k: round(v, 6) for k, v in losses.items()},
+                    "lr": settings.lr_at(step),
+                    "samples_per_s": round(rate, 2),
+                }
                 rows.append(row)
                 if mlflow is not None:
                     mlflow.log_metrics({k: v for k, v in row.items() if k != "step"}, step=done)
@@ -164,9 +186,12 @@ def run(task: Task, settings: Settings, checkpoint_dir: Path, identity: dict, d:
                     task.log_examples(mlflow, done)
             if done % CHECKPOINT_EVERY == 0 or done == settings.steps:
                 if d.main:
-                    now = {"steps": done, "seconds": before["seconds"] + time.perf_counter() - t_start,
-                           "samples": before["samples"] + (done - start) * task.samples_per_step,
-                           "invocations": before["invocations"] + 1}
+                    now = {
+                        "steps": done,
+                        "seconds": before["seconds"] + time.perf_counter() - t_start,
+                        "samples": before["samples"] + (done - start) * task.samples_per_step,
+                        "invocations": before["invocations"] + 1,
+                    }
                     save_checkpoint(ckpt, done, task.modules, task.optimizers, run_id, totals=now)
                     _write_rows(rows_path, rows)
                 d.barrier()
@@ -183,8 +208,11 @@ def _read_rows(path: Path, upto: int) -> list[dict]:
     if not path.exists():
         return []
     with open(path, newline="") as f:
-        return [{k: (float(v) if k != "step" else int(v)) for k, v in r.items() if v != ""}
-                for r in csv.DictReader(f) if int(r["step"]) <= upto]
+        return [
+            {k: (float(v) if k != "step" else int(v)) for k, v in r.items() if v != ""}
+            for r in csv.DictReader(f)
+            if int(r["step"]) <= upto
+        ]
 
 
 def _write_rows(path: Path, rows: list[dict]) -> None:

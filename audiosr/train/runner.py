@@ -28,8 +28,15 @@ def param_count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def train_stage(name: str, cfg: TrainingConfig, profile: str, make_task: Callable[[distributed.Dist], Task],
-                identity: dict, logged: dict, root: Path = Path(".")) -> dict:
+def train_stage(
+    name: str,
+    cfg: TrainingConfig,
+    profile: str,
+    make_task: Callable[[distributed.Dist], Task],
+    identity: dict,
+    logged: dict,
+    root: Path = Path("."),
+) -> dict:
     """Train, export models/<name>, write metrics; under torchrun only rank 0 writes and logs.
 
     The metrics (JSON and MLflow) report the whole training, also when it was interrupted and resumed:
@@ -48,8 +55,9 @@ def train_stage(name: str, cfg: TrainingConfig, profile: str, make_task: Callabl
                 mlflow.log_params({k: str(v) for k, v in counts.items()})
                 mlflow.log_params({"world_size": d.world, "device": str(d.device)})
             checkpoints = root / "checkpoints" / name
-            val = run(task, settings, checkpoints, identity, d, mlflow,
-                      log_csv=root / "metrics" / f"train_{name}_log.csv")
+            val = run(
+                task, settings, checkpoints, identity, d, mlflow, log_csv=root / "metrics" / f"train_{name}_log.csv"
+            )
             summary: dict = {}
             if d.main:
                 state, config = task.export()
@@ -72,6 +80,11 @@ def clean_data_stage(name: str, task_cls: Callable, params: Params) -> dict:
 
     cfg = getattr(params, name)
     train, valid = SegmentSet.open("data/segments/train"), SegmentSet.open("data/segments/valid")
-    return train_stage(name, cfg, params.profile, lambda d: task_cls(cfg, params.mel, train, valid, d),
-                       identity={"params": to_dict(cfg), "data": train.meta},
-                       logged={"profile": params.profile, name: to_dict(cfg), "mel": mel_dict(params.mel)})
+    return train_stage(
+        name,
+        cfg,
+        params.profile,
+        lambda d: task_cls(cfg, params.mel, train, valid, d),
+        identity={"params": to_dict(cfg), "data": train.meta},
+        logged={"profile": params.profile, name: to_dict(cfg), "mel": mel_dict(params.mel)},
+    )

@@ -48,8 +48,9 @@ class VAETask:
         self.align = align
 
     def _batch(self, step: int) -> torch.Tensor:
-        idx, off = draw_crops(batch_rng(self.cfg.seed, step), len(self.train), self.frames, self.crop,
-                              self.cfg.batch, self.align)
+        idx, off = draw_crops(
+            batch_rng(self.cfg.seed, step), len(self.train), self.frames, self.crop, self.cfg.batch, self.align
+        )
         return mel_crops(self.train, rank_slice(idx, self.d), rank_slice(off, self.d), self.crop).to(self.d.device)
 
     def step(self, step: int) -> dict[str, float]:
@@ -89,8 +90,9 @@ class VAETask:
             return
         mel = torch.from_numpy(np.asarray(self.valid.mel[0], dtype=np.float32))[None].to(self.d.device)
         recon = self.vae.decode(self.vae.encode(mel)[0])
-        fig = plots.mel_figure({"target": mel[0].cpu().numpy(), "reconstruction": recon[0].cpu().numpy()},
-                               f"VAE, step {step}")
+        fig = plots.mel_figure(
+            {"target": mel[0].cpu().numpy(), "reconstruction": recon[0].cpu().numpy()}, f"VAE, step {step}"
+        )
         mlflow.log_figure(fig, f"examples/vae_step{step:06d}.png")
         plots.close(fig)
 
@@ -105,7 +107,15 @@ class VAETask:
         return float(torch.cat(values).std())
 
     def export(self) -> tuple[dict, dict]:
-        config = {"kind": "vae", "version": VERSION, "arch": self.arch, "n_mels": self.mel.n_mels,
-                  "mel": self.mel.to_dict(), "scale": 1.0 / self.latent_std(), "factor": self.vae.factor,
-                  "latent_channels": self.arch["latent_channels"], "steps": self.cfg.steps}
+        config = {
+            "kind": "vae",
+            "version": VERSION,
+            "arch": self.arch,
+            "n_mels": self.mel.n_mels,
+            "mel": self.mel.to_dict(),
+            "scale": 1.0 / self.latent_std(),
+            "factor": self.vae.factor,
+            "latent_channels": self.arch["latent_channels"],
+            "steps": self.cfg.steps,
+        }
         return self.vae.state_dict(), config

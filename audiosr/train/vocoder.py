@@ -52,8 +52,7 @@ class VocoderTask:
         self.frames = train.mel.shape[-1]
 
     def step(self, step: int) -> dict[str, float]:
-        idx, off = draw_crops(batch_rng(self.cfg.seed, step), len(self.train), self.frames, self.crop,
-                              self.cfg.batch)
+        idx, off = draw_crops(batch_rng(self.cfg.seed, step), len(self.train), self.frames, self.crop, self.cfg.batch)
         idx, off = rank_slice(idx, self.d), rank_slice(off, self.d)
         mel = mel_crops(self.train, idx, off, self.crop).to(self.d.device)
         wave = wave_crops(self.train, idx, off, self.crop, self.mel.hop).to(self.d.device)
@@ -104,6 +103,12 @@ class VocoderTask:
         self.gen.train()
 
     def export(self) -> tuple[dict, dict]:
-        config = {"kind": "vocoder", "version": VERSION, "arch": self.arch, "n_mels": self.mel.n_mels,
-                  "mel": self.mel.to_dict(), "steps": self.cfg.steps}
+        config = {
+            "kind": "vocoder",
+            "version": VERSION,
+            "arch": self.arch,
+            "n_mels": self.mel.n_mels,
+            "mel": self.mel.to_dict(),
+            "steps": self.cfg.steps,
+        }
         return self.gen.state_dict(), config
