@@ -50,6 +50,9 @@ def experiments_table() -> pd.DataFrame:
     table = pd.read_csv(io.StringIO(out.stdout))
     table["Experiment"] = table["Experiment"].fillna("").astype(str)
     table = table[(table["Experiment"] != "") | (table["rev"] == "workspace")]
+    # an experiment still running (or killed mid-run) carries the workspace's metrics, not its own
+    if "State" in table.columns:
+        table = table[table["State"].fillna("") != "Running"]
     table.loc[table["rev"] == "workspace", "Experiment"] = BASELINE
     return table.drop_duplicates("Experiment").set_index("Experiment")
 
