@@ -40,7 +40,7 @@ run: $(STAMP) debian-packages
 test: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q
 
-LINTED := audiosr stages tests benchmarks .ci
+LINTED := audiosr stages tests benchmarks studies .ci
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)

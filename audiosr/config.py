@@ -364,11 +364,13 @@ class VAEConfig(TrainingConfig):
 
 @dataclass(frozen=True)
 class VocoderConfig(TrainingConfig):
-    """`vocoder`: mel L1, then adversarial + feature matching from `adv_start` (audiosr.train.vocoder).
+    """`vocoder`: mel L1 and multi-resolution log-STFT L1, then adversarial + feature matching from
+    `adv_start` (audiosr.train.vocoder).
     `arch` carries `hop`, the mel hop (derived, not a key)."""
 
     crop_frames: int
     mel_weight: float
+    stft_weight: float
     adv_weight: float
     fm_weight: float
     adv_start: int

@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 from audiosr.audio import SAMPLE_RATE, MelConfig, resample
 from audiosr.cli import app
 from audiosr.inference.cutoff import analyse
-from audiosr.inference.merge import SILENCE, BandMerger, merge_bands, replace_low_band
 from audiosr.inference.model import ModelError, log_to_mlflow, package
 from audiosr.inference.restore import Pipeline
 from audiosr.inference.stream import BLOCK
@@ -201,23 +200,6 @@ def test_bf16_is_close_to_fp32(model_dir, pipe) -> None:
     assert np.abs(half - full).max() < 0.1 * np.abs(full).max()
     with pytest.raises(ValueError, match="precision"):
         Pipeline.load(model_dir, precision="fp8")
-
-
-def test_streamed_merge_equals_whole_merge() -> None:
-    rng = np.random.default_rng(0)
-    n = 2 * BLOCK + 12_345
-    x, y = rng.standard_normal((2, n)).astype(np.float32), rng.standard_normal((2, n)).astype(np.float32)
-    x[:, 100_000:150_000] = 0  # a silent stretch: the gate
-    whole = merge_bands(x, y, [170, 40], SILENCE)
-    merger = BandMerger([170, 40], n)
-    parts, edges = [], [0, 5000, 5001, 140_000, 262_144, 270_000, n]
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
-        parts += list(merger.push(x[:, a:b], y[:, a:b]))
-    streamed = np.concatenate([*parts, merger.finish()], axis=1)
-    np.testing.assert_allclose(streamed, whole, atol=1e-5)
-    np.testing.assert_allclose(
-        replace_low_band(x[0], y[0], 170 * SAMPLE_RATE / 2048), merge_bands(x[:1], y[:1], [170])[0], atol=1e-6
-    )
 
 
 def test_streamed_cutoff_matches_detect_cutoff() -> None:

@@ -2,9 +2,11 @@
 
 Neighbouring windows are joined by an equal-power crossfade normalised by their correlation in the
 overlap (above the cutoff), which keeps the level for uncorrelated and for identical content alike.
-Then the input's own spectrum is kept below its cutoff and the generated one above it (low-frequency
-replacement), and STFT frames where the input is silent get no generated band, so silence stays
-silence; over a stream this gives the same samples as merging the whole signals at once.
+Then the input's own spectrum is kept where it carries the signal and the generated one elsewhere
+(low-frequency replacement, `merge_bands`): by default bin by bin, where the input's local level agrees
+with the generated one (a fixed cut-off is the other choice), and STFT frames where the input is silent
+get no generated band, so silence stays silence; over a stream this gives the same samples as merging
+the whole signals at once.
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ from audiosr.inference.stream import BLOCK, extend
 LFR_FFT = 2048  # low-frequency replacement STFT: Hann 2048, hop 512 (AudioSR's post-processing)
 # -80 dBFS: a window whose peak is below it is not run, an STFT frame whose RMS is below it gets no generated band
 SILENCE = 1e-4
+# The adaptive merge keeps an input bin where its local level lies within AGREE_DB of the generated one's:
+# further below, the input's band was filtered away (a low-pass's stop band and roll-off); further above,
+# it carries what the model took out (noise, hum). "Local": power averaged over +-SMOOTH_FRAMES STFT
+# frames and +-SMOOTH_BINS bins (Hann 2048, hop 512: +-0.25 s, +-70 Hz). Chosen on the evaluation grid
+# (README: the band merge study).
+AGREE_DB = (-10.0, 10.0)
+SMOOTH_FRAMES = 24
+SMOOTH_BINS = 3
 
 
 def cutoff_bin(cutoff_hz: float, n_fft: int) -> int:
@@ -64,17 +74,34 @@ class Crossfade:
         return np.concatenate([head, body], axis=1).astype(np.float32)
 
 
-def merge_bands(
-    x: np.ndarray, y: np.ndarray, bins: Sequence[int], silence: float = 0.0, n_fft: int = LFR_FFT
-) -> np.ndarray:
-    """x (input), y (generated): (C, T) at 48 kHz -> (C, T): x's STFT below bin bins[c], y's from it up.
+def agreement(sx: torch.Tensor, sy: torch.Tensor) -> torch.Tensor:
+    """STFTs (C, bins, frames) of the input and the generated signal -> (C, bins, frames) bool: where the
+    input's local power lies within AGREE_DB of the generated one's (see AGREE_DB)."""
+    power = torch.stack([sx.abs() ** 2, sy.abs() ** 2], 1)  # (C, 2, bins, frames)
+    kernel = (2 * SMOOTH_BINS + 1, 2 * SMOOTH_FRAMES + 1)
+    local = torch.nn.functional.avg_pool2d(
+        power, kernel, stride=1, padding=(SMOOTH_BINS, SMOOTH_FRAMES), count_include_pad=False
+    )
+    ratio_db = 10 * torch.log10((local[:, 0] + 1e-10) / (local[:, 1] + 1e-10))
+    return (ratio_db >= AGREE_DB[0]) & (ratio_db <= AGREE_DB[1])
 
-    STFT: Hann n_fft, hop n_fft // 4, centred. Both signals are first continued n_fft samples past their
-    ends by linear prediction: the frames at the ends then see what the signal would have gone on to do,
-    where a mirror image (reflect padding) puts a kink at the very end whose spectrum reaches above the
-    cutoff; with x's share of it dropped, a tone ended in a burst of up to twice its peak. With `silence`
-    > 0, frames where x's windowed RMS is below it take nothing from y (the overlap-add of the inverse
-    STFT smooths the gate's edges).
+
+def merge_bands(
+    x: np.ndarray,
+    y: np.ndarray,
+    bins: Sequence[int | None],
+    silence: float = 0.0,
+    n_fft: int = LFR_FFT,
+) -> np.ndarray:
+    """x (input), y (generated): (C, T) at 48 kHz -> (C, T) taking each STFT bin from x or from y.
+
+    Per channel, bins[c] None keeps x's bins where they agree with y's (`agreement`), an int keeps x's
+    bins below it (a fixed cut-off; 0: y alone). STFT: Hann n_fft, hop n_fft // 4, centred. Both
+    signals are first continued n_fft samples past their ends by linear prediction: the frames at the
+    ends then see what the signal would have gone on to do, where a mirror image (reflect padding) puts
+    a kink at the very end whose spectrum reaches above the cutoff; with x's share of it dropped, a tone
+    ended in a burst of up to twice its peak. With `silence` > 0, frames where x's windowed RMS is below
+    it take nothing from y (the overlap-add of the inverse STFT smooths the gate's edges).
     """
     pad = n_fft  # a whole number of hops: the frames stay on the signal's hop grid
     xt, yt = torch.from_numpy(extend(x, pad)), torch.from_numpy(extend(y, pad))
@@ -84,7 +111,12 @@ def merge_bands(
         return torch.stft(v, n_fft, n_fft // 4, window=window, return_complex=True)
 
     sx, sy = stft(xt), stft(yt)  # (C, n_fft // 2 + 1, frames)
-    keep = torch.arange(sx.shape[1])[None, :, None] < torch.tensor(list(bins))[:, None, None]
+    below = torch.arange(sx.shape[1])[:, None]
+    keep = torch.stack([below < b if b is not None else torch.zeros_like(below, dtype=torch.bool) for b in bins])
+    keep = keep.expand(sx.shape).clone()
+    adaptive = [c for c, b in enumerate(bins) if b is None]
+    if adaptive:
+        keep[adaptive] = agreement(sx[adaptive], sy[adaptive])
     if silence > 0:
         # Parseval for an rfft: the frame's windowed energy is (|X_0|² + 2·Σ|X_k|² + |X_N/2|²) / N
         weight = torch.full((sx.shape[1], 1), 2.0, dtype=xt.dtype)
@@ -97,20 +129,29 @@ def merge_bands(
     return out[:, pad : pad + x.shape[-1]].numpy()
 
 
-def replace_low_band(original: np.ndarray, generated: np.ndarray, cutoff_hz: float, n_fft: int = LFR_FFT) -> np.ndarray:
-    """Keep `original`'s STFT below cutoff_hz and `generated`'s above it (AudioSR's post-processing).
-    Both (samples,) at 48 kHz -> (samples,)."""
-    return merge_bands(original[None], generated[None], [cutoff_bin(cutoff_hz, n_fft)], n_fft=n_fft)[0]
+def context(bins: Sequence[int | None], n_fft: int = LFR_FFT) -> int:
+    """Samples of context on either side that make a piece's merge equal to the whole signal's there:
+    the STFT's window, plus the local average's frames for an adaptive channel."""
+    return n_fft + (SMOOTH_FRAMES * (n_fft // 4) if any(b is None for b in bins) else 0)
+
+
+def replace_low_band(
+    original: np.ndarray, generated: np.ndarray, cutoff_hz: float | None = None, silence: float = SILENCE
+) -> np.ndarray:
+    """Both (samples,) at 48 kHz -> (samples,): `merge_bands` of one channel; cutoff_hz None merges
+    where the two agree, a number keeps `original` below it (AudioSR's post-processing)."""
+    bins = [None if cutoff_hz is None else cutoff_bin(cutoff_hz, LFR_FFT)]
+    return merge_bands(original[None], generated[None], bins, silence)[0]
 
 
 class BandMerger:
     """merge_bands over a stream: (input, generated) pushed in pieces, merged blocks out, the same
     samples as merging the whole signals at once (each block is computed with LFR_FFT samples of
     context on either side, starting on the STFT's hop grid, so it sees exactly the frames the whole
-    signal's STFT has there). The gate is SILENCE."""
+    signal's STFT has there, and the frames its local averages see). The gate is SILENCE."""
 
-    def __init__(self, bins: list[int], n: int):
-        self.bins, self.n, self.margin = bins, n, LFR_FFT
+    def __init__(self, bins: list[int | None], n: int):
+        self.bins, self.n, self.margin = bins, n, context(bins)
         self.x = self.y = np.zeros((len(bins), 0), np.float32)
         self.start = 0  # the buffers' first sample
         self.done = 0  # samples emitted

@@ -148,8 +148,9 @@ class Pipeline:
     ) -> Result:
         """wave: (samples,) or (channels, samples) at sr -> Result at output_rate, same channels and duration.
 
-        cutoff_hz None detects each channel's bandwidth (as metrics.detect_cutoff) for the low-frequency
-        replacement; a number uses it for every channel; 0 turns the replacement off. Windows overlap by
+        cutoff_hz None keeps the input's bins where they agree with the generated ones (the adaptive band
+        merge, `audiosr.inference.merge`; each channel's detected bandwidth is still reported); a number
+        keeps the input below it in every channel; 0 turns the replacement off. Windows overlap by
         `overlap` seconds, by default a tenth of the segment (0.51 s of 5.12 s). Each window's noise is
         seeded by (seed, position, channel), so the batch size does not change the result.
         """
@@ -166,6 +167,7 @@ class Pipeline:
             resampled(blocks(), sr, SAMPLE_RATE, len(x)),
             info.samples,
             cutoffs,
+            cutoff_hz is not None,
             steps,
             guidance,
             seed,
@@ -217,7 +219,19 @@ class Pipeline:
         if copied:
             y48: Iterable[np.ndarray] = x48
         else:
-            y48 = self._restore(x48, info.samples, cutoffs, steps, guidance, seed, sampler, batch, overlap, progress)
+            y48 = self._restore(
+                x48,
+                info.samples,
+                cutoffs,
+                cutoff_hz is not None,
+                steps,
+                guidance,
+                seed,
+                sampler,
+                batch,
+                overlap,
+                progress,
+            )
         if spectrogram is not None:
             y48 = spectrogram.tee(y48, "output")
         out = exact(resampled(y48, SAMPLE_RATE, output_rate, channels), round(frames * output_rate / sr), channels)
@@ -241,6 +255,7 @@ class Pipeline:
         x48: Iterable[np.ndarray],
         n: int,
         cutoffs: list[float],
+        fixed_cut: bool,
         steps: int,
         guidance: float,
         seed: int,
@@ -249,7 +264,8 @@ class Pipeline:
         overlap: float | None,
         progress: PROGRESS | None,
     ) -> Iterator[np.ndarray]:
-        """Blocks (C, k) of n samples at 48 kHz -> restored blocks (C, k') of n samples in all."""
+        """Blocks (C, k) of n samples at 48 kHz -> restored blocks (C, k') of n samples in all. The input is
+        kept below `cutoffs` when `fixed_cut`, else where it agrees with the generated band."""
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler: {sampler!r} is not one of {', '.join(SAMPLERS)}")
         if batch < 1:
@@ -263,7 +279,7 @@ class Pipeline:
         hop = seg - ov
         count = 1 + max(0, math.ceil((n - seg) / hop))
         joins = Crossfade(ov, [cutoff_bin(c, ov) for c in cutoffs])
-        merger = BandMerger([cutoff_bin(c, LFR_FFT) for c in cutoffs], n)
+        merger = BandMerger([cutoff_bin(c, LFR_FFT) if fixed_cut else None for c in cutoffs], n)
         source = Cursor(x48, channels)
         per_batch = max(1, batch // channels)
         for p0 in range(0, count, per_batch):

@@ -1,0 +1,106 @@
+"""The band merge study: the trained model's outputs on the evaluation grid, merged with the input in
+several ways, scored per condition. Prints, per merge, the mean LSD / LSD-HF / LSD-LF and the number
+of conditions where it loses to `model` (LSD-HF) or to `unprocessed` (LSD-LF).
+
+    python studies/merge.py [--model models/pipeline] [--cache .cache/merge_study.npz]
+
+The model runs once per (condition, clip); its outputs are cached, so trying a merge costs seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from grid import eval_config, generate, items
+
+from audiosr import metrics
+from audiosr.inference import merge
+from audiosr.parallel import pool_map
+
+
+def generated(model: str, cache: Path, workers: int) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+    """(condition per item, clean, degraded, generated) over the evaluation grid; the generated
+    signals are cached in `cache`."""
+    cfg = eval_config()
+    conds, clean, x = items(cfg)
+    if cache.exists():
+        y = np.load(cache)["y"]
+    else:
+        y = generate(model, x, cfg.steps, cfg.guidance, cfg.seed, workers)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, y=y)
+    return conds, clean, x, y
+
+
+def _score(job: tuple) -> dict:
+    clean, est, cutoff = job
+    return metrics.lsd_split(clean, est, cutoff)
+
+
+def study(variants: dict, conds: list, clean, x, y, workers: int) -> pd.DataFrame:
+    rows = []
+    for name, fn in variants.items():
+        outs = [fn(xi, yi) for xi, yi in zip(x, y, strict=True)]
+        scores = pool_map(
+            _score, [(c, o, cond.cutoff_hz) for c, o, cond in zip(clean, outs, conds, strict=True)], workers
+        )
+        for cond, s in zip(conds, scores, strict=True):
+            rows.append({"merge": name, "cutoff_hz": cond.cutoff_hz, "filter": cond.filter, "noise": cond.noise, **s})
+    return pd.DataFrame(rows)
+
+
+def report(df: pd.DataFrame) -> str:
+    per = df.groupby(["merge", "cutoff_hz", "filter", "noise"], sort=False)[["lsd", "lsd_hf", "lsd_lf"]].mean()
+    model, unproc = per.loc["model"], per.loc["unprocessed"]
+    lines = [
+        "| merge | LSD | LSD-HF | LSD-LF | 4 kHz | 8 kHz | 12 kHz | loses to model (HF) | loses to unprocessed (LF) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name in df["merge"].unique():
+        p = per.loc[name]
+        by_cut = p.groupby("cutoff_hz")["lsd"].mean()
+        hf_loss = int((p["lsd_hf"] > model["lsd_hf"] + 0.01).sum())
+        lf_loss = int((p["lsd_lf"] > unproc["lsd_lf"] + 0.01).sum())
+        lines.append(
+            f"| {name} | {p['lsd'].mean():.3f} | {p['lsd_hf'].mean():.3f} | {p['lsd_lf'].mean():.3f} | "
+            + " | ".join(f"{by_cut.get(c, np.nan):.3f}" for c in (4000.0, 8000.0, 12000.0))
+            + f" | {hf_loss}/{len(p)} | {lf_loss}/{len(p)} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="models/pipeline")
+    ap.add_argument("--cache", type=Path, default=Path(".cache/merge_study.npz"))
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = ap.parse_args()
+    conds, clean, x, y = generated(args.model, args.cache, args.workers)
+
+    def fixed(xi, yi):
+        return merge.replace_low_band(xi, yi, metrics.detect_cutoff(xi), silence=0.0)
+
+    def adaptive(db, frames, bins):
+        def fn(xi, yi):
+            merge.AGREE_DB, merge.SMOOTH_FRAMES, merge.SMOOTH_BINS = db, frames, bins
+            return merge.replace_low_band(xi, yi)
+
+        return fn
+
+    variants = {
+        "unprocessed": lambda xi, yi: xi,
+        "model": lambda xi, yi: yi,
+        "fixed cut at the detected cutoff (before)": fixed,
+    }
+    for db in [(-6.0, 6.0), (-10.0, 10.0), (-15.0, 15.0), (-10.0, 20.0), (-10.0, np.inf)]:
+        for frames, bins in [(24, 3), (8, 1), (48, 6)]:
+            variants[f"agree {db[0]:g}/+{db[1]:g} dB, ±{frames} frames, ±{bins} bins"] = adaptive(db, frames, bins)
+    print(report(study(variants, conds, clean, x, y, args.workers)))
+
+
+if __name__ == "__main__":
+    main()
