@@ -108,7 +108,7 @@ def _condition(job: tuple) -> tuple[list[dict], dict, float]:
     outs = {
         "unprocessed": x,
         "model": y,
-        "model_lfr": replace_low_band(x, y),
+        "model_lfr": replace_low_band(x, y, metrics.detect_cutoff(x)),
         **{name: wave for name, (wave, _) in refs.items()},
     }
     rows = []

@@ -81,24 +81,20 @@ def main() -> None:
     args = ap.parse_args()
     conds, clean, x, y = generated(args.model, args.cache, args.workers)
 
-    def fixed(xi, yi):
-        return merge.replace_low_band(xi, yi, metrics.detect_cutoff(xi), silence=0.0)
-
-    def adaptive(db, frames, bins):
+    def merged(db, frames, bins, adaptive=True):
         def fn(xi, yi):
             merge.AGREE_DB, merge.SMOOTH_FRAMES, merge.SMOOTH_BINS = db, frames, bins
-            return merge.replace_low_band(xi, yi)
+            return merge.replace_low_band(xi, yi, metrics.detect_cutoff(xi), adaptive, silence=0.0)
 
         return fn
 
     variants = {
         "unprocessed": lambda xi, yi: xi,
         "model": lambda xi, yi: yi,
-        "fixed cut at the detected cutoff (before)": fixed,
+        "fixed cut at the detected cutoff (before)": merged((0, 0), 0, 0, adaptive=False),
     }
-    for db in [(-6.0, 6.0), (-10.0, 10.0), (-15.0, 15.0), (-10.0, 20.0), (-10.0, np.inf)]:
-        for frames, bins in [(24, 3), (8, 1), (48, 6)]:
-            variants[f"agree {db[0]:g}/+{db[1]:g} dB, ±{frames} frames, ±{bins} bins"] = adaptive(db, frames, bins)
+    for db, frames, bins in [((-15.0, 15.0), 48, 6), ((-10.0, 10.0), 48, 6), ((-15.0, 15.0), 24, 3)]:
+        variants[f"adaptive {db[0]:g}/+{db[1]:g} dB, ±{frames} frames, ±{bins} bins"] = merged(db, frames, bins)
     print(report(study(variants, conds, clean, x, y, args.workers)))
 
 

@@ -26,11 +26,11 @@ SILENCE = 1e-4
 # The adaptive merge keeps an input bin where its local level lies within AGREE_DB of the generated one's:
 # further below, the input's band was filtered away (a low-pass's stop band and roll-off); further above,
 # it carries what the model took out (noise, hum). "Local": power averaged over +-SMOOTH_FRAMES STFT
-# frames and +-SMOOTH_BINS bins (Hann 2048, hop 512: +-0.25 s, +-70 Hz). Chosen on the evaluation grid
+# frames and +-SMOOTH_BINS bins (Hann 2048, hop 512: +-0.5 s, +-140 Hz). Chosen on the evaluation grid
 # (README: the band merge study).
-AGREE_DB = (-10.0, 10.0)
-SMOOTH_FRAMES = 24
-SMOOTH_BINS = 3
+AGREE_DB = (-15.0, 15.0)
+SMOOTH_FRAMES = 48
+SMOOTH_BINS = 6
 
 
 def cutoff_bin(cutoff_hz: float, n_fft: int) -> int:
@@ -74,29 +74,39 @@ class Crossfade:
         return np.concatenate([head, body], axis=1).astype(np.float32)
 
 
-def agreement(sx: torch.Tensor, sy: torch.Tensor) -> torch.Tensor:
-    """STFTs (C, bins, frames) of the input and the generated signal -> (C, bins, frames) bool: where the
-    input's local power lies within AGREE_DB of the generated one's (see AGREE_DB)."""
+def agreement(sx: torch.Tensor, sy: torch.Tensor, below: torch.Tensor) -> torch.Tensor:
+    """STFTs (C, bins, frames) of the input and the generated signal, and (C, bins, 1) True under each
+    channel's detected cutoff -> (C, bins, frames) bool, the input's bins to keep: where its local power
+    lies within AGREE_DB of the generated one's, and under the cutoff unless it is more than AGREE_DB[1]
+    above it (see AGREE_DB)."""
     power = torch.stack([sx.abs() ** 2, sy.abs() ** 2], 1)  # (C, 2, bins, frames)
-    kernel = (2 * SMOOTH_BINS + 1, 2 * SMOOTH_FRAMES + 1)
-    local = torch.nn.functional.avg_pool2d(
-        power, kernel, stride=1, padding=(SMOOTH_BINS, SMOOTH_FRAMES), count_include_pad=False
-    )
-    ratio_db = 10 * torch.log10((local[:, 0] + 1e-10) / (local[:, 1] + 1e-10))
-    return (ratio_db >= AGREE_DB[0]) & (ratio_db <= AGREE_DB[1])
+
+    def ratio_db(bins: int) -> torch.Tensor:
+        local = torch.nn.functional.avg_pool2d(
+            power, (2 * bins + 1, 2 * SMOOTH_FRAMES + 1), 1, (bins, SMOOTH_FRAMES), count_include_pad=False
+        )
+        return 10 * torch.log10((local[:, 0] + 1e-10) / (local[:, 1] + 1e-10))
+
+    # across the band, the average over neighbouring bins; above the cutoff each bin must agree on its
+    # own too, so that a brick-wall edge is not blurred into the kept band
+    wide, own = ratio_db(SMOOTH_BINS), ratio_db(0)
+    agree = (wide >= AGREE_DB[0]) & (own >= AGREE_DB[0]) & (own <= AGREE_DB[1])
+    return (wide <= AGREE_DB[1]) & (agree | below)
 
 
 def merge_bands(
     x: np.ndarray,
     y: np.ndarray,
-    bins: Sequence[int | None],
+    bins: Sequence[int],
     silence: float = 0.0,
     n_fft: int = LFR_FFT,
+    adaptive: bool = False,
 ) -> np.ndarray:
     """x (input), y (generated): (C, T) at 48 kHz -> (C, T) taking each STFT bin from x or from y.
 
-    Per channel, bins[c] None keeps x's bins where they agree with y's (`agreement`), an int keeps x's
-    bins below it (a fixed cut-off; 0: y alone). STFT: Hann n_fft, hop n_fft // 4, centred. Both
+    Per channel, x's bins below bins[c] are kept (a fixed cut-off; 0: y alone); `adaptive` keeps instead
+    those that agree with y's (`agreement`, with bins[c] the detected cutoff).
+    STFT: Hann n_fft, hop n_fft // 4, centred. Both
     signals are first continued n_fft samples past their ends by linear prediction: the frames at the
     ends then see what the signal would have gone on to do, where a mirror image (reflect padding) puts
     a kink at the very end whose spectrum reaches above the cutoff; with x's share of it dropped, a tone
@@ -111,12 +121,8 @@ def merge_bands(
         return torch.stft(v, n_fft, n_fft // 4, window=window, return_complex=True)
 
     sx, sy = stft(xt), stft(yt)  # (C, n_fft // 2 + 1, frames)
-    below = torch.arange(sx.shape[1])[:, None]
-    keep = torch.stack([below < b if b is not None else torch.zeros_like(below, dtype=torch.bool) for b in bins])
-    keep = keep.expand(sx.shape).clone()
-    adaptive = [c for c, b in enumerate(bins) if b is None]
-    if adaptive:
-        keep[adaptive] = agreement(sx[adaptive], sy[adaptive])
+    below = torch.arange(sx.shape[1])[None, :, None] < torch.tensor(list(bins))[:, None, None]
+    keep = agreement(sx, sy, below) if adaptive else below
     if silence > 0:
         # Parseval for an rfft: the frame's windowed energy is (|X_0|² + 2·Σ|X_k|² + |X_N/2|²) / N
         weight = torch.full((sx.shape[1], 1), 2.0, dtype=xt.dtype)
@@ -129,19 +135,18 @@ def merge_bands(
     return out[:, pad : pad + x.shape[-1]].numpy()
 
 
-def context(bins: Sequence[int | None], n_fft: int = LFR_FFT) -> int:
+def context(adaptive: bool, n_fft: int = LFR_FFT) -> int:
     """Samples of context on either side that make a piece's merge equal to the whole signal's there:
-    the STFT's window, plus the local average's frames for an adaptive channel."""
-    return n_fft + (SMOOTH_FRAMES * (n_fft // 4) if any(b is None for b in bins) else 0)
+    the STFT's window, plus the local average's frames for the adaptive merge."""
+    return n_fft + (SMOOTH_FRAMES * (n_fft // 4) if adaptive else 0)
 
 
 def replace_low_band(
-    original: np.ndarray, generated: np.ndarray, cutoff_hz: float | None = None, silence: float = SILENCE
+    original: np.ndarray, generated: np.ndarray, cutoff_hz: float, adaptive: bool = True, silence: float = SILENCE
 ) -> np.ndarray:
-    """Both (samples,) at 48 kHz -> (samples,): `merge_bands` of one channel; cutoff_hz None merges
-    where the two agree, a number keeps `original` below it (AudioSR's post-processing)."""
-    bins = [None if cutoff_hz is None else cutoff_bin(cutoff_hz, LFR_FFT)]
-    return merge_bands(original[None], generated[None], bins, silence)[0]
+    """Both (samples,) at 48 kHz -> (samples,): `merge_bands` of one channel at `cutoff_hz` (the detected
+    one for the adaptive merge; otherwise `original` is kept below it, AudioSR's post-processing)."""
+    return merge_bands(original[None], generated[None], [cutoff_bin(cutoff_hz, LFR_FFT)], silence, adaptive=adaptive)[0]
 
 
 class BandMerger:
@@ -150,8 +155,8 @@ class BandMerger:
     context on either side, starting on the STFT's hop grid, so it sees exactly the frames the whole
     signal's STFT has there, and the frames its local averages see). The gate is SILENCE."""
 
-    def __init__(self, bins: list[int | None], n: int):
-        self.bins, self.n, self.margin = bins, n, context(bins)
+    def __init__(self, bins: list[int], n: int, adaptive: bool = False):
+        self.bins, self.n, self.adaptive, self.margin = bins, n, adaptive, context(adaptive)
         self.x = self.y = np.zeros((len(bins), 0), np.float32)
         self.start = 0  # the buffers' first sample
         self.done = 0  # samples emitted
@@ -167,7 +172,9 @@ class BandMerger:
     def _emit(self, end: int) -> np.ndarray:
         lo, hi = max(0, self.done - self.margin), min(self.n, end + self.margin)
         part = slice(lo - self.start, hi - self.start)
-        out = merge_bands(self.x[:, part], self.y[:, part], self.bins, SILENCE)[:, self.done - lo : end - lo]
+        out = merge_bands(self.x[:, part], self.y[:, part], self.bins, SILENCE, adaptive=self.adaptive)[
+            :, self.done - lo : end - lo
+        ]
         keep = max(0, end - self.margin) - self.start
         self.x, self.y, self.start, self.done = self.x[:, keep:], self.y[:, keep:], self.start + keep, end
         return out

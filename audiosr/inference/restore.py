@@ -279,7 +279,7 @@ class Pipeline:
         hop = seg - ov
         count = 1 + max(0, math.ceil((n - seg) / hop))
         joins = Crossfade(ov, [cutoff_bin(c, ov) for c in cutoffs])
-        merger = BandMerger([cutoff_bin(c, LFR_FFT) if fixed_cut else None for c in cutoffs], n)
+        merger = BandMerger([cutoff_bin(c, LFR_FFT) for c in cutoffs], n, adaptive=not fixed_cut)
         source = Cursor(x48, channels)
         per_batch = max(1, batch // channels)
         for p0 in range(0, count, per_batch):
