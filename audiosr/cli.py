@@ -269,7 +269,7 @@ def upsample(
     ] = "auto",
     cutoff: Annotated[
         str,
-        typer.Option(help="Keep the input below this frequency (Hz); 'auto' detects it per channel, 0 keeps nothing."),
+        typer.Option(help="Keep the input below this frequency (Hz); 'auto': where it carries the signal; 0: nowhere."),
     ] = "auto",
     output_rate: Annotated[int, typer.Option("--output-rate", help="48000 or 44100.")] = SAMPLE_RATE,
     spectrogram: Annotated[

@@ -32,6 +32,7 @@ def tiny_params() -> dict:
         crop_frames=8,
         adv_start=2,
         validate_every=2,
+        stft_weight=1.0,  # the log-STFT term's code path, off in the defaults
         istft={"dim": 32, "intermediate_dim": 64, "num_layers": 1, "n_fft": 1920},
     )
     p["ldm"].update(steps=6, batch=4, crop_frames=32, validate_every=3, width=16, heads=2)

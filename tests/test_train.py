@@ -113,6 +113,8 @@ def test_stages_write_models_metrics_and_plots(project) -> None:
         log = (wd / "metrics" / f"train_{name}_log.csv").read_text().splitlines()
         assert log[0].startswith("step,loss") and len(log) >= 2
     assert 0 < load_model(wd / "models/vae")[1]["scale"] < 1e3
+    vocoder_log = (wd / "metrics" / "train_vocoder_log.csv").read_text().splitlines()[0].split(",")
+    assert "stft/l1" in vocoder_log  # the log-STFT term is trained and logged when its weight is set
     db = sqlite3.connect(wd / "mlflow.db")
     names = {r[0] for r in db.execute("select name from runs where status='FINISHED'")}
     assert {"workspace/train_vae", "workspace/train_vocoder", "workspace/train_ldm"} <= names
