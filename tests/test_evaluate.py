@@ -48,12 +48,11 @@ def test_evaluate_stage(project, tmp_path) -> None:
         assert set(values["lsd_by_cutoff"]) == {"4k", "8k"}
         assert all(np.isfinite(v) for k, v in values.items() if k != "lsd_by_cutoff")
     assert headline["model"]["rtf"] > 0
-    # below the cutoff the replacement gives back the input: model_lfr's LSD-LF comes back to unprocessed's.
-    # Not exactly: LSD-LF is taken below the condition's cutoff, the replacement keeps the input below the
-    # cutoff detected in it, a little lower, so a few bins stay generated. The replacement must remove at
-    # least 95 % of the low-band error the model alone makes (here 0.006 of 1.5 is left).
+    # the band merge keeps input bins that agree with the generated ones; the tiny model's output is far
+    # off in level, so less of the input is kept than with a trained model, but the merge still brings the
+    # low band closer to the truth than the model alone (the trained model's figures: README)
     lf = {system: headline[system]["lsd_lf"] for system in ("unprocessed", "model", "model_lfr")}
-    assert abs(lf["model_lfr"] - lf["unprocessed"]) < 0.05 * abs(lf["model"] - lf["unprocessed"]), lf
+    assert lf["unprocessed"] < lf["model_lfr"] < lf["model"], lf
     table = pd.read_csv(wd / "metrics/eval_by_condition.csv")
     assert len(table) == 5 * 2 * 2 * 2
     by_cutoff = pd.read_csv(wd / "metrics/eval_lsd_by_cutoff.csv")

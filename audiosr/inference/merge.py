@@ -85,7 +85,7 @@ def agreement(sx: torch.Tensor, sy: torch.Tensor, below: torch.Tensor) -> torch.
         local = torch.nn.functional.avg_pool2d(
             power, (2 * bins + 1, 2 * SMOOTH_FRAMES + 1), 1, (bins, SMOOTH_FRAMES), count_include_pad=False
         )
-        return 10 * torch.log10((local[:, 0] + 1e-10) / (local[:, 1] + 1e-10))
+        return 10 * torch.log10((local[:, 0] + 1e-20) / (local[:, 1] + 1e-20))  # 1e-20: bins empty in both agree
 
     # across the band, the average over neighbouring bins; above the cutoff each bin must agree on its
     # own too, so that a brick-wall edge is not blurred into the kept band
