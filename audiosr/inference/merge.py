@@ -3,8 +3,9 @@
 Neighbouring windows are joined by an equal-power crossfade normalised by their correlation in the
 overlap (above the cutoff), which keeps the level for uncorrelated and for identical content alike.
 Then the input's own spectrum is kept where it carries the signal and the generated one elsewhere
-(low-frequency replacement, `merge_bands`): by default bin by bin, where the input's local level agrees
-with the generated one (a fixed cut-off is the other choice), and STFT frames where the input is silent
+(low-frequency replacement, `merge_bands`): by default bin by bin, under the detected cutoff unless the
+input is far above the generated band and above it where the two agree (`agreement`; a fixed cut-off
+is the other choice), and STFT frames where the input is silent
 get no generated band, so silence stays silence; over a stream this gives the same samples as merging
 the whole signals at once.
 """
@@ -23,8 +24,9 @@ from audiosr.inference.stream import BLOCK, extend
 LFR_FFT = 2048  # low-frequency replacement STFT: Hann 2048, hop 512 (AudioSR's post-processing)
 # -80 dBFS: a window whose peak is below it is not run, an STFT frame whose RMS is below it gets no generated band
 SILENCE = 1e-4
-# The adaptive merge keeps an input bin where its local level lies within AGREE_DB of the generated one's:
-# further below, the input's band was filtered away (a low-pass's stop band and roll-off); further above,
+# The adaptive merge keeps an input bin where its local level lies within AGREE_DB of the generated one's
+# (under the detected cutoff: unless it is more than AGREE_DB[1] above it); further below, the input's
+# band was filtered away (a low-pass's stop band and roll-off); further above,
 # it carries what the model took out (noise, hum). "Local": power averaged over +-SMOOTH_FRAMES STFT
 # frames and +-SMOOTH_BINS bins (Hann 2048, hop 512: +-0.5 s, +-140 Hz). Chosen on the evaluation grid
 # (README: the band merge study).
