@@ -18,7 +18,7 @@ import typer
 from audiosr import degrade as deg
 from audiosr import plots
 from audiosr.audio import SAMPLE_RATE, AudioError, read, write
-from audiosr.inference.model import PARTS, ModelError, describe, resolve_model
+from audiosr.inference.model import PARTS, STUDENT, ModelError, describe, resolve_model
 from audiosr.inference.restore import DEFAULT_GUIDANCE, DEFAULT_STEPS, OUTPUT_RATES, PRECISIONS, FileResult, Pipeline
 from audiosr.inference.spectrogram import Spectrograms
 from audiosr.progress import bar
@@ -260,8 +260,16 @@ def upsample(
             help="Pipeline folder, runs:/<run id>/pipeline or models:/<name>/<version>. Default: models/pipeline."
         ),
     ] = None,
-    steps: Annotated[int, typer.Option(help="Diffusion sampling steps.")] = DEFAULT_STEPS,
-    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (1: none).")] = DEFAULT_GUIDANCE,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            help="Diffusion sampling steps. Default: the one-step student where the model has one, else "
+            f"{DEFAULT_STEPS} steps of the teacher; more steps than the student's run the teacher."
+        ),
+    ] = None,
+    guidance: Annotated[
+        float, typer.Option(help="Classifier-free guidance scale of the teacher (1: none); the student's is built in.")
+    ] = DEFAULT_GUIDANCE,
     seed: Annotated[int, typer.Option(help="Seed of the diffusion noise.")] = 0,
     device: Annotated[str | None, typer.Option(help="cpu or cuda. Default: cuda when available.")] = None,
     precision: Annotated[
@@ -285,7 +293,7 @@ def upsample(
     """Restore recordings to 48 kHz with a trained model: any length, rate and channel count."""
     if output_rate not in OUTPUT_RATES:
         _fail(f"--output-rate: {output_rate} is not one of {', '.join(map(str, OUTPUT_RATES))}")
-    if steps < 1:
+    if steps is not None and steps < 1:
         _fail(f"--steps: must be at least 1, got {steps}")
     if device not in (None, "cpu", "cuda"):
         _fail(f"--device: {device!r} is not cpu or cuda")
@@ -403,11 +411,20 @@ def info(
         ),
         ("latent scale", f"{cfg['latent_scale']:.4g}"),
     ]
-    for part in PARTS:
+    for part in (p for p in (*PARTS, STUDENT) if p in d["params"]):
         arch = cfg[part]["arch"]
         chosen = arch.get(arch.get("arch"), {})  # the vocoder's block for its architecture
         shape = ", ".join(f"{k} {v}" for k, v in {**arch, **chosen}.items() if not isinstance(v, dict))
         lines.append((part, f"{d['params'][part] / 1e6:.2f} M params, {cfg[part].get('steps', '?')} steps; {shape}"))
+    if STUDENT in d["params"]:
+        teacher = cfg[STUDENT]["teacher"]
+        sampling = (
+            f"the one-step student by default (distilled from {teacher['steps']} teacher steps at guidance "
+            f"{teacher['guidance']:g}); --steps N > {cfg[STUDENT]['sampling_steps']} runs the teacher"
+        )
+    else:
+        sampling = f"the teacher, {DEFAULT_STEPS} steps by default (no one-step student in this model)"
+    lines.append(("sampling", sampling))
     data = cfg.get("training_data")
     if data:
         lines.append(("training data", ", ".join(f"{k} {v}" for k, v in data.items())))

@@ -326,9 +326,8 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
-class TrainingConfig:
-    """The keys every model block has (audiosr.train.loop), and `arch`: the profile's architecture with
-    the block's overrides (not a key of its own)."""
+class LoopConfig:
+    """The keys of every training block (audiosr.train.loop)."""
 
     steps: int
     batch: int
@@ -339,7 +338,6 @@ class TrainingConfig:
     grad_clip: float  # gradient norm clipping
     validate_every: int
     seed: int
-    arch: dict
 
     def check(self, where: str) -> None:
         _require(self.steps >= 1 and self.batch >= 1, f"{where}.steps and {where}.batch must be at least 1")
@@ -349,6 +347,14 @@ class TrainingConfig:
             f"{where}.warmup must be >= 0 and {where}.validate_every >= 1",
         )
         _require(all(0 <= b < 1 for b in self.betas), f"{where}.betas: {list(self.betas)} must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class TrainingConfig(LoopConfig):
+    """A model block: the loop's keys, and `arch`: the profile's architecture with the block's overrides
+    (not a key of its own)."""
+
+    arch: dict
 
 
 @dataclass(frozen=True)
@@ -391,6 +397,23 @@ class LDMConfig(TrainingConfig):
         super().check(where)
         _require(0 <= self.cond_drop < 1, f"{where}.cond_drop must be in [0, 1)")
         _require(len(self.validate_timesteps) > 0, f"{where}.validate_timesteps: needs at least one step")
+
+
+@dataclass(frozen=True)
+class DistillConfig(LoopConfig):
+    """`distill`: a one-step student of the LDM, trained on the teacher's guided samples
+    (audiosr.train.distill). Its architecture is the teacher's, so the block has no `arch`."""
+
+    crop_frames: int  # mel frames, as ldm.crop_frames
+    examples: int  # (noise, condition) pairs the teacher samples once, the student's training set
+    teacher_steps: int  # the teacher's DPM-Solver++ steps per example
+    guidance: float  # the teacher's classifier-free guidance scale, built into the student
+
+    def check(self, where: str) -> None:
+        super().check(where)
+        _require(self.examples >= 1, f"{where}.examples must be at least 1")
+        _require(self.teacher_steps >= 2, f"{where}.teacher_steps must be at least 2 (1 is the student's own)")
+        _require(self.guidance >= 1, f"{where}.guidance must be at least 1 (1: no guidance)")
 
 
 MODEL_BLOCKS: dict[str, type[TrainingConfig]] = {"vae": VAEConfig, "vocoder": VocoderConfig, "ldm": LDMConfig}
@@ -476,6 +499,7 @@ class Params:
     vae: VAEConfig
     vocoder: VocoderConfig
     ldm: LDMConfig
+    distill: DistillConfig
     eval: EvalConfig
 
     @classmethod

@@ -7,8 +7,9 @@ compared on identical inputs. The degraded inputs are quantised to 16 bits, as i
 
 Systems: `unprocessed` (the degraded input), `gt_vocoder` (vocoder on the clean mel: the ceiling of
 any mel pipeline), `gt_vae` (VAE round trip + vocoder), `model` (the full pipeline, no replacement)
-and `model_lfr` (with low-frequency replacement). Inference runs through `audiosr.inference.Pipeline`,
-the object `audiosr upsample` uses.
+and `model_lfr` (with low-frequency replacement); where the model has a one-step student (the distill
+stage), `model_fast` and `model_fast_lfr` are the same for the student. `model` is the teacher at
+`eval.steps` steps. Inference runs through `audiosr.inference.Pipeline`, the object `audiosr upsample` uses.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from audiosr.inference.merge import replace_low_band
 from audiosr.inference.restore import Pipeline
 from audiosr.parallel import pool_map
 
-SYSTEMS = ("unprocessed", "gt_vocoder", "gt_vae", "model", "model_lfr")
+SYSTEMS = ("unprocessed", "gt_vocoder", "gt_vae", "model", "model_lfr", "model_fast", "model_fast_lfr")
+GENERATED = {"model": "model_lfr", "model_fast": "model_fast_lfr"}  # a system with its band-merged version
 HEADLINE = ("lsd", "lsd_hf", "lsd_lf", "si_sdr", "visqol", "pesq")
 
 
@@ -97,22 +99,22 @@ def _references(job: tuple) -> dict[str, tuple[np.ndarray, dict]]:
     return out
 
 
-def _condition(job: tuple) -> tuple[list[dict], dict, float]:
-    """One condition on one clip: every system's scores, the waves, and the model's real-time factor."""
+def _condition(job: tuple) -> tuple[list[dict], dict, dict[str, float]]:
+    """One condition on one clip: every system's scores, the waves, and the real-time factor of the
+    model (and of the student, where there is one)."""
     k, cond, j, clip, cfg, refs = job
     pipe, clean = _WORKER["pipe"], _WORKER["test"].audio(clip)
     x = degraded_input(clean, cond, cfg, seed=cfg.seed * 100_003 + k * 1009 + j)
-    start = time.perf_counter()
-    y = pipe.upsample(x, SAMPLE_RATE, steps=cfg.steps, guidance=cfg.guidance, seed=cfg.seed, cutoff_hz=0).wave[0]
-    rtf = (time.perf_counter() - start) / (len(x) / SAMPLE_RATE)
-    outs = {
-        "unprocessed": x,
-        "model": y,
-        "model_lfr": replace_low_band(x, y, metrics.detect_cutoff(x)),
-        **{name: wave for name, (wave, _) in refs.items()},
-    }
+    outs = {"unprocessed": x, **{name: wave for name, (wave, _) in refs.items()}}
+    steps = {"model": cfg.steps, "model_fast": pipe.student_steps} if pipe.student is not None else {"model": cfg.steps}
+    rtf = {}
+    for system, n in steps.items():
+        start = time.perf_counter()
+        y = pipe.upsample(x, SAMPLE_RATE, steps=n, guidance=cfg.guidance, seed=cfg.seed, cutoff_hz=0).wave[0]
+        rtf[system] = (time.perf_counter() - start) / (len(x) / SAMPLE_RATE)
+        outs[system], outs[GENERATED[system]] = y, replace_low_band(x, y, metrics.detect_cutoff(x))
     rows = []
-    for system in SYSTEMS:
+    for system in (s for s in SYSTEMS if s in outs):
         if system in refs:  # the perceptual scores of a reference do not depend on the condition
             scores = {**score(clean, outs[system], cond.cutoff_hz, False), **refs[system][1]}
         else:
@@ -137,7 +139,7 @@ def evaluate(
     workers: int,
     device: str = "cpu",
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[pd.DataFrame, list, list[float]]:
+) -> tuple[pd.DataFrame, list, list[dict[str, float]]]:
     """Run the protocol over `workers` processes. Returns (one row per system × condition × clip,
     examples: (condition, clean, waves) of the first clip of a few conditions, real-time factors)."""
     cfg = block(EvalConfig, params, "eval")
@@ -159,7 +161,7 @@ def evaluate(
     return pd.DataFrame(rows), examples, rtfs
 
 
-def summarise(rows: pd.DataFrame, rtf: list[float]) -> tuple[dict, pd.DataFrame]:
+def summarise(rows: pd.DataFrame, rtf: list[dict[str, float]]) -> tuple[dict, pd.DataFrame]:
     """Headline per system (mean over every condition and clip) and the per-condition table."""
     present = [m for m in HEADLINE if m in rows.columns]
     headline = {}
@@ -168,6 +170,7 @@ def summarise(rows: pd.DataFrame, rtf: list[float]) -> tuple[dict, pd.DataFrame]
         headline[system]["lsd_by_cutoff"] = {
             f"{int(c) // 1000}k": round(float(v), 4) for c, v in group.groupby("cutoff_hz")["lsd"].mean().items()
         }
-    headline["model"]["rtf"] = round(float(np.mean(rtf)), 4)
+    for system in rtf[0]:
+        headline[system]["rtf"] = round(float(np.mean([r[system] for r in rtf])), 4)
     by_condition = rows.groupby(["system", "cutoff_hz", "filter", "noise"], sort=False)[present].mean().reset_index()
     return headline, by_condition

@@ -96,6 +96,10 @@ def main() -> None:
         f"evaluate: model_lfr LSD {model['lsd']:.3f} (unprocessed {headline['unprocessed']['lsd']:.3f}, "
         f"gt_vocoder {headline['gt_vocoder']['lsd']:.3f}), RTF {headline['model']['rtf']:.3f}"
     )
+    if "model_fast" in headline:
+        fast = headline["model_fast_lfr"]
+        rtf = headline["model_fast"]["rtf"]
+        print(f"evaluate: model_fast_lfr (the one-step student) LSD {fast['lsd']:.3f}, RTF {rtf:.3f}")
 
 
 def mel_bin(hz: float, pipe: Pipeline) -> float:

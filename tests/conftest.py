@@ -1,6 +1,6 @@
 """Shared fixtures: a tiny project that went through the real stages (data made by the package's own
-segment/degrade steps, then the train_vae, train_vocoder, train_ldm and package stage scripts run as
-subprocesses), for the tests of training, evaluation and upsampling."""
+segment/degrade steps, then the train_vae, train_vocoder, train_ldm, distill and package stage scripts
+run as subprocesses), for the tests of training, evaluation and upsampling."""
 
 import os
 import shutil
@@ -36,6 +36,7 @@ def tiny_params() -> dict:
         istft={"dim": 32, "intermediate_dim": 64, "num_layers": 1, "n_fft": 1920},
     )
     p["ldm"].update(steps=6, batch=4, crop_frames=32, validate_every=3, width=16, heads=2)
+    p["distill"].update(steps=4, batch=2, crop_frames=32, examples=6, teacher_steps=2, validate_every=2)
     p["eval"].update(
         cutoffs_hz=[4000, 8000],
         filters=["chebyshev", "boxcar"],
@@ -73,7 +74,7 @@ def tone_tracks(folder: Path, n: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def project(tmp_path_factory) -> tuple[Path, dict]:
-    """A working folder with params.yaml, data/{segments,pairs}, models/{vae,vocoder,ldm,pipeline},
+    """A working folder with params.yaml, data/{segments,pairs}, models/{vae,vocoder,ldm,distill,pipeline},
     metrics/ and an MLflow store, made by the real stages on tiny params."""
     wd = tmp_path_factory.mktemp("project")
     params = tiny_params()
@@ -100,7 +101,7 @@ def project(tmp_path_factory) -> tuple[Path, dict]:
         "PYTHONPATH": str(ROOT),
         "AUDIOSR_DEVICE": "cpu",
     }
-    for name in ("train_vae", "train_vocoder", "train_ldm", "package"):
+    for name in ("train_vae", "train_vocoder", "train_ldm", "distill", "package"):
         run_stage(stage(name), wd, env)
     return wd, env
 

@@ -1,7 +1,8 @@
 """The model folder: one pipeline, made by the `package` stage, logged to MLflow, found, read, described.
 
 A pipeline folder (``models/pipeline/``) holds ``vae.safetensors``, ``ldm.safetensors`` (EMA weights),
-``vocoder.safetensors`` and one ``config.json`` with each part's config, the profile, the mel settings,
+``vocoder.safetensors``, optionally ``student.safetensors`` (the one-step student of the LDM, made by
+the `distill` stage) and one ``config.json`` with each part's config, the profile, the mel settings,
 the latent scale and a format version. The same folder is logged to MLflow as the artifact ``pipeline``
 of the package run, so a model is a path, ``runs:/<run id>/pipeline`` or ``models:/<name>/<version>``
 (`resolve_model`).
@@ -26,6 +27,8 @@ from audiosr.tracking import repo_root, tracking_uri
 
 VERSION = 1
 PARTS = ("vae", "ldm", "vocoder")
+STUDENT = "student"  # the optional part: its folder under models/ is the distill stage's output
+STUDENT_DIR = "distill"
 ARTIFACT_PATH = "pipeline"  # the run artifact holding the folder: runs:/<run id>/pipeline
 URI_SCHEMES = ("runs:/", "models:/")
 
@@ -58,8 +61,13 @@ def _reason(exc: BaseException) -> str:
 
 
 def package(models: Path, out: Path, extra: dict | None = None) -> None:
-    """models/{vae,ldm,vocoder} -> one pipeline folder `out` (written atomically)."""
+    """models/{vae,ldm,vocoder} and, where there is one, models/distill (the student) -> one pipeline
+    folder `out` (written atomically)."""
     parts = {name: load_model(models / name) for name in PARTS}
+    if (models / STUDENT_DIR).is_dir():
+        parts[STUDENT] = load_model(models / STUDENT_DIR)
+        if parts[STUDENT][1]["arch"] != parts["ldm"][1]["arch"]:
+            raise ModelError(f"{models / STUDENT_DIR}: the student is not the LDM's architecture; re-run distill")
     n_mels = {name: cfg["n_mels"] for name, (_, cfg) in parts.items()}
     if len(set(n_mels.values())) != 1:
         raise ModelError(f"{models}: the parts were trained with different n_mels {n_mels}; re-run training")
@@ -197,23 +205,33 @@ def _shapes(path: Path, part: str) -> dict[str, list[int]]:
         ) from exc
 
 
-def load_networks(path: Path, device: torch.device) -> tuple[dict, torch.nn.Module, torch.nn.Module, torch.nn.Module]:
-    """A pipeline folder -> (config, VAE, U-Net, vocoder) on `device`, in eval mode, the vocoder's weight
-    norm removed; ModelError for a missing folder or part, or weights that do not fit the config."""
+def has_student(path: Path, config: dict) -> bool:
+    return STUDENT in config and (Path(path) / f"{STUDENT}.safetensors").exists()
+
+
+def load_networks(path: Path, device: torch.device) -> tuple[dict, dict[str, torch.nn.Module | None]]:
+    """A pipeline folder -> (config, {"vae", "unet", "vocoder", "student": module or None}) on `device`,
+    in eval mode, the vocoder's weight norm removed; ModelError for a missing folder or part, or weights
+    that do not fit the config."""
     config = read_config(path)
     try:
-        vae = load_vae(_tensors(path, "vae"), config["vae"], device)
-        unet = load_unet(_tensors(path, "ldm"), config["ldm"], device)
-        vocoder = load_vocoder(_tensors(path, "vocoder"), config["vocoder"], device)
+        nets = {
+            "vae": load_vae(_tensors(path, "vae"), config["vae"], device),
+            "unet": load_unet(_tensors(path, "ldm"), config["ldm"], device),
+            "vocoder": load_vocoder(_tensors(path, "vocoder"), config["vocoder"], device),
+            "student": load_unet(_tensors(path, STUDENT), config[STUDENT], device)
+            if has_student(path, config)
+            else None,
+        }
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, ModelError):
             raise
         raise ModelError(
             f"{path}: the weights do not match the config ({_reason(exc)}); {REBUILD}, or {{other}}"
         ) from exc
-    if hasattr(vocoder, "remove_weight_norm"):
-        vocoder.remove_weight_norm()
-    return config, vae, unet, vocoder
+    if hasattr(nets["vocoder"], "remove_weight_norm"):
+        nets["vocoder"].remove_weight_norm()
+    return config, nets
 
 
 def _run_of(spec: str) -> tuple[dict, dict] | None:
@@ -236,7 +254,8 @@ def describe(path: Path, spec: str | None = None) -> dict:
     """What a pipeline folder is: its config, parameter counts per part and, for an MLflow URI, the
     metrics and params of the run that logged it."""
     config = read_config(Path(path))
-    counts = {part: sum(math.prod(shape) for shape in _shapes(Path(path), part).values()) for part in PARTS}
+    parts = (*PARTS, STUDENT) if has_student(path, config) else PARTS
+    counts = {part: sum(math.prod(shape) for shape in _shapes(Path(path), part).values()) for part in parts}
     run = _run_of(spec) if spec else None
     return {
         "config": config,

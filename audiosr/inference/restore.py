@@ -1,12 +1,13 @@
-"""The `Pipeline`: the three networks of a pipeline folder, and restoration of audio of any length.
+"""The `Pipeline`: the networks of a pipeline folder, and restoration of audio of any length.
 
-Upsampling streams: the audio is resampled to 48 kHz block by block and cut into windows of the
-model's segment length that overlap by `overlap` seconds. Each window is scaled to the training peak
-(0.5), restored (mel -> VAE latent -> diffusion sampling with classifier-free guidance -> VAE decoder
--> vocoder) in batches, and scaled back, so the output keeps the input's loudness. The windows are
-joined and the input's own low band kept (`audiosr.inference.merge`). A file is read twice (once to
-measure its length, peaks and cutoff, once to restore it) and written as it is made. The evaluation
-stage and the `audiosr upsample` command both run this code: one code path.
+Upsampling streams: the audio is resampled to 48 kHz block by block and cut into windows of the model's
+segment length that overlap by `overlap` seconds. Each window is scaled to the training peak (0.5),
+restored (mel -> VAE latent -> the one-step student where the model has one, else diffusion sampling
+with classifier-free guidance -> VAE decoder -> vocoder) in batches, and scaled back, so the output
+keeps the input's loudness. The windows are joined and the input's own low band kept
+(`audiosr.inference.merge`). A file is read twice (once to measure its length, peaks and cutoff, once
+to restore it) and written as it is made. The evaluation stage and the `audiosr upsample` command both
+run this code: one code path.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from audiosr.inference.stream import (
     resampled,
     write_stream,
 )
-from audiosr.models.diffusion import SAMPLERS, Schedule, guided
+from audiosr.models.diffusion import SAMPLERS, Schedule, guided, one_step
 
 TRAINING_PEAK = 0.5
 DEFAULT_STEPS = 20
@@ -84,12 +85,15 @@ def bf16_native(device: torch.device) -> bool:
 
 
 class Pipeline:
-    """The three models and what is needed to run them. `bf16` runs the VAE and the U-Net under
-    bfloat16 autocast (the sampler's arithmetic and the vocoder stay in float32)."""
+    """The models and what is needed to run them. `bf16` runs the VAE and the U-Nets under bfloat16
+    autocast (the sampler's arithmetic and the vocoder stay in float32). `student`, where the model
+    has one, is the LDM distilled to one step: it restores when `steps` is at most its steps (the
+    default, `steps=None`), the teacher (`unet`) when more are asked for."""
 
-    def __init__(self, config: dict, vae, unet, vocoder, device: torch.device, bf16: bool = False):
+    def __init__(self, config: dict, vae, unet, vocoder, device: torch.device, bf16: bool = False, student=None):
         self.config, self.vae, self.unet, self.vocoder, self.device = config, vae, unet, vocoder, device
-        self.bf16 = bf16
+        self.bf16, self.student = bf16, student
+        self.student_steps = int(config["student"]["sampling_steps"]) if student is not None else 0
         self.mel = MelConfig(**config["mel"])
         self.scale = float(config["latent_scale"])
         self.schedule = Schedule()
@@ -102,15 +106,27 @@ class Pipeline:
         if precision not in PRECISIONS:
             raise ValueError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
         device = torch.device(device)
-        config, vae, unet, vocoder = load_networks(Path(path), device)
+        config, nets = load_networks(Path(path), device)
         bf16 = precision == "bf16" or (precision == "auto" and bf16_native(device))
-        return cls(config, vae, unet, vocoder, device, bf16)
+        return cls(config, nets["vae"], nets["unet"], nets["vocoder"], device, bf16, nets["student"])
+
+    def steps_for(self, steps: int | None) -> int:
+        """The sampling steps a request means: None is the student's steps where there is a student,
+        else DEFAULT_STEPS; a number is checked."""
+        if steps is None:
+            return self.student_steps or DEFAULT_STEPS
+        if steps < 1:
+            raise ValueError(f"steps: must be at least 1, got {steps}")
+        return steps
+
+    def uses_student(self, steps: int | None) -> bool:
+        return self.student is not None and self.steps_for(steps) <= self.student_steps
 
     @torch.no_grad()
     def restore_windows(
         self,
         windows: torch.Tensor,
-        steps: int,
+        steps: int | None,
         guidance: float,
         sampler: str,
         generator: torch.Generator | Sequence[torch.Generator],
@@ -118,7 +134,9 @@ class Pipeline:
         """windows: (B, segment samples) at 48 kHz, peak ~0.5 -> restored (B, segment samples).
 
         `generator` draws the initial noise of the whole batch, or one generator per window (then a
-        window's result does not depend on the batch it runs in).
+        window's result does not depend on the batch it runs in). With a student and `steps` at most its
+        steps, the student samples in one U-Net pass (its guidance was fixed when it was distilled, so
+        `guidance` and `sampler` do not apply).
         """
         mel = log_mel(windows.to(self.device), self.mel)
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
@@ -127,8 +145,12 @@ class Pipeline:
                 noise = torch.randn(cond.shape, generator=generator)
             else:
                 noise = torch.stack([torch.randn(cond.shape[1:], generator=g) for g in generator])
-            fn = guided(lambda x, t: self.unet(x, t).float(), cond, torch.zeros_like(cond[:1]), guidance)
-            z = SAMPLERS[sampler](fn, noise.to(self.device), self.schedule.timesteps(steps), self.schedule)
+            if self.uses_student(steps):
+                z = one_step(self.student, noise.to(self.device), cond, self.schedule)
+            else:
+                fn = guided(lambda x, t: self.unet(x, t).float(), cond, torch.zeros_like(cond[:1]), guidance)
+                timesteps = self.schedule.timesteps(self.steps_for(steps))
+                z = SAMPLERS[sampler](fn, noise.to(self.device), timesteps, self.schedule)
             mel = self.vae.decode(z / self.scale).float()
         return self.vocoder(mel).float().cpu()
 
@@ -136,7 +158,7 @@ class Pipeline:
         self,
         wave: np.ndarray,
         sr: int,
-        steps: int = DEFAULT_STEPS,
+        steps: int | None = None,
         guidance: float = DEFAULT_GUIDANCE,
         seed: int = 0,
         cutoff_hz: float | None = None,
@@ -183,7 +205,7 @@ class Pipeline:
         self,
         src: Path,
         dst: Path,
-        steps: int = DEFAULT_STEPS,
+        steps: int | None = None,
         guidance: float = DEFAULT_GUIDANCE,
         seed: int = 0,
         cutoff_hz: float | None = None,
@@ -256,7 +278,7 @@ class Pipeline:
         n: int,
         cutoffs: list[float],
         fixed_cut: bool,
-        steps: int,
+        steps: int | None,
         guidance: float,
         seed: int,
         sampler: str,
@@ -302,7 +324,7 @@ class Pipeline:
         positions: range,
         hop: int,
         seg: int,
-        steps: int,
+        steps: int | None,
         guidance: float,
         seed: int,
         sampler: str,

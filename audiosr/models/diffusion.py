@@ -166,4 +166,13 @@ def guided(model_fn: ModelFn, cond: torch.Tensor, null_cond: torch.Tensor, guida
     return fn
 
 
+def one_step(unet: Callable, noise: torch.Tensor, cond: torch.Tensor, schedule: Schedule) -> torch.Tensor:
+    """A distilled student's sample: x0 predicted from pure noise at the last timestep, in one pass of
+    `unet(cat([x_t, cond], 1), t)`. With zero terminal SNR (alpha = 0 there) it is -v.
+    noise, cond: (B, C, H, W) -> x0 (B, C, H, W) in float32."""
+    t_last = schedule.num_steps - 1
+    v = unet(torch.cat([noise, cond], 1), torch.full((len(noise),), float(t_last), device=noise.device))
+    return schedule.x0_from_v(noise, t_last, v.float())
+
+
 SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {"ddim": sample_ddim, "dpmpp_2m": sample_dpmpp_2m}

@@ -26,7 +26,7 @@ from audiosr.train.checkpoint import fingerprint, load_checkpoint, read_totals, 
 from audiosr.train.distributed import Dist
 
 if TYPE_CHECKING:
-    from audiosr.config import TrainingConfig
+    from audiosr.config import LoopConfig
 
 CHECKPOINT_EVERY = int(os.environ.get("AUDIOSR_CHECKPOINT_EVERY", "100"))  # steps; not a param: no effect on results
 LOG_EVERY = int(os.environ.get("AUDIOSR_LOG_EVERY", "10"))
@@ -50,7 +50,7 @@ class Settings:
     seed: int = 0
 
     @classmethod
-    def of(cls, cfg: TrainingConfig) -> Settings:
+    def of(cls, cfg: LoopConfig) -> Settings:
         return cls(
             steps=cfg.steps,
             batch=cfg.batch,

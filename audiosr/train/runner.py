@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from audiosr.config import Params, TrainingConfig, mel_dict, to_dict
+from audiosr.config import LoopConfig, Params, mel_dict, to_dict
 from audiosr.tracking import stage_run
 from audiosr.train import distributed
 from audiosr.train.checkpoint import save_model
@@ -30,7 +30,7 @@ def param_count(module: torch.nn.Module) -> int:
 
 def train_stage(
     name: str,
-    cfg: TrainingConfig,
+    cfg: LoopConfig,
     profile: str,
     make_task: Callable[[distributed.Dist], Task],
     identity: dict,

@@ -1,0 +1,42 @@
+"""DVC stage distill: the LDM (teacher) + the VAE + degraded pairs -> models/distill, the one-step student.
+
+Multi-process: torchrun --nproc_per_node N stages/distill.py
+"""
+
+import hashlib
+from pathlib import Path
+
+from audiosr.config import Params, to_dict
+from audiosr.data.store import SegmentSet
+from audiosr.models.load import load_model
+from audiosr.train.distill import DistillTask
+from audiosr.train.runner import train_stage
+
+
+def digest(path: str) -> str:
+    """The weights' hash: a re-trained teacher (same config, new weights) must not resume an old student."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def main() -> None:
+    params = Params.load()
+    cfg = params.distill
+    vae_state, vae_cfg = load_model("models/vae")
+    ldm_state, ldm_cfg = load_model("models/ldm")
+    pairs, valid = SegmentSet.open("data/pairs/train"), SegmentSet.open("data/pairs/valid")
+    train_stage(
+        "distill",
+        cfg,
+        params.profile,
+        lambda d: DistillTask(cfg, vae_state, vae_cfg, ldm_state, ldm_cfg, pairs, valid, d),
+        identity={
+            "params": to_dict(cfg),
+            "data": pairs.meta,
+            "weights": {p: digest(f"models/{p}/model.safetensors") for p in ("vae", "ldm")},
+        },
+        logged={"profile": params.profile, "distill": to_dict(cfg)},
+    )
+
+
+if __name__ == "__main__":
+    main()
