@@ -120,8 +120,9 @@ def test_info_prints_metrics_as_lines(project) -> None:
     assert r.exit_code == 0, r.output
     assert "{" not in r.output and "'" not in r.output, r.output
     lines = {line.split()[0] + " " + line.split()[1]: line for line in r.output.splitlines() if " metrics " in line}
-    assert set(lines) == {"vae metrics", "ldm metrics", "vocoder metrics"}, r.output
+    assert set(lines) == {"vae metrics", "ldm metrics", "vocoder metrics", "distill metrics"}, r.output
     assert "val/rec_l1 " in lines["vae metrics"] and "val/v_mse " in lines["ldm metrics"]
+    assert "val/x0_mse " in lines["distill metrics"]
     assert "val/mel_l1 " in lines["vocoder metrics"] and "steps 4" in lines["vocoder metrics"]
 
 

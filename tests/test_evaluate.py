@@ -40,23 +40,31 @@ def test_inputs_are_fixed_and_quantised(project) -> None:
 def test_evaluate_stage(project, tmp_path) -> None:
     wd, env = copy_project(project, tmp_path)
     out = run_stage(stage("evaluate"), wd, env).stdout
-    assert "model_lfr LSD" in out
+    assert "model_lfr LSD" in out and "model_fast_lfr (the one-step student) LSD" in out
     headline = json.loads((wd / "metrics/eval.json").read_text())
-    assert set(headline) == {"unprocessed", "gt_vocoder", "gt_vae", "model", "model_lfr"}
+    assert set(headline) == {
+        "unprocessed",
+        "gt_vocoder",
+        "gt_vae",
+        "model",
+        "model_lfr",
+        "model_fast",
+        "model_fast_lfr",
+    }
     for system, values in headline.items():
         assert {"lsd", "lsd_hf", "lsd_lf", "si_sdr"} <= set(values), system
         assert set(values["lsd_by_cutoff"]) == {"4k", "8k"}
         assert all(np.isfinite(v) for k, v in values.items() if k != "lsd_by_cutoff")
-    assert headline["model"]["rtf"] > 0
+    assert headline["model"]["rtf"] > 0 and 0 < headline["model_fast"]["rtf"] < headline["model"]["rtf"]
     # the band merge keeps input bins that agree with the generated ones; the tiny model's output is far
     # off in level, so less of the input is kept than with a trained model, but the merge still brings the
     # low band closer to the truth than the model alone (the trained model's figures: README)
     lf = {system: headline[system]["lsd_lf"] for system in ("unprocessed", "model", "model_lfr")}
     assert lf["unprocessed"] < lf["model_lfr"] < lf["model"], lf
     table = pd.read_csv(wd / "metrics/eval_by_condition.csv")
-    assert len(table) == 5 * 2 * 2 * 2
+    assert len(table) == 7 * 2 * 2 * 2
     by_cutoff = pd.read_csv(wd / "metrics/eval_lsd_by_cutoff.csv")
-    assert list(by_cutoff.cutoff_khz) == [4.0, 8.0] and "model_lfr" in by_cutoff
+    assert list(by_cutoff.cutoff_khz) == [4.0, 8.0] and {"model_lfr", "model_fast_lfr"} <= set(by_cutoff)
     assert sorted(p.name for p in (wd / "plots").glob("*.png")) == [
         "spectrogram_4k_chebyshev.png",
         "spectrogram_8k_chebyshev.png",
@@ -77,7 +85,7 @@ def test_evaluate_stage(project, tmp_path) -> None:
             "select m.key from metrics m join runs r on r.run_uuid = m.run_uuid where r.name = 'workspace/summary'"
         )
     }
-    assert {"model_lfr.lsd", "unprocessed.lsd", "model.rtf"} <= summary_metrics
+    assert {"model_lfr.lsd", "unprocessed.lsd", "model.rtf", "model_fast_lfr.lsd", "model_fast.rtf"} <= summary_metrics
 
 
 @pytest.mark.slow

@@ -71,10 +71,11 @@ def test_repro_writes_every_output(repo) -> None:
         assert len(pairs) == len(SegmentSet.open(dest / "data/segments" / name))
         assert {"filter", "order", "cutoff_hz", "noise"} <= set(pairs.index.columns)
     assert not list(dest.glob("data/.*tmp*")) and not list(dest.glob("data/*/.*tmp*"))
-    for name in ("vae", "vocoder", "ldm"):
+    for name in ("vae", "vocoder", "ldm", "distill"):
         assert (dest / "models" / name / "model.safetensors").exists()
+    assert (dest / "models/pipeline/student.safetensors").exists()
     assert json.loads((dest / "models/pipeline/config.json").read_text())["n_mels"] == 32
-    assert "model_lfr" in json.loads((dest / "metrics/eval.json").read_text())
+    assert {"model_lfr", "model_fast_lfr"} <= set(json.loads((dest / "metrics/eval.json").read_text()))
     assert "LSD against cutoff" in run(["dvc", "plots", "show", "--json"], dest, env)
 
 
@@ -108,13 +109,25 @@ def test_runs_are_tracked_in_the_repo_store(repo) -> None:
     assert (dest / "mlartifacts").is_dir()
 
 
-ALL = ["fetch", "split", "segment", "degrade", "train_vae", "train_vocoder", "train_ldm", "package", "evaluate"]
-MODEL_PATH = {"train_ldm", "package", "evaluate"}
+ALL = [
+    "fetch",
+    "split",
+    "segment",
+    "degrade",
+    "train_vae",
+    "train_vocoder",
+    "train_ldm",
+    "distill",
+    "package",
+    "evaluate",
+]
+MODEL_PATH = {"train_ldm", "distill", "package", "evaluate"}
 RERUN_CASES = [
     ("tone-ablation", "noise.type=tone", {"degrade"} | MODEL_PATH),
     ("butterworth-only", "filter.types=[butterworth]", {"degrade"} | MODEL_PATH),
     ("cutoff-band", "filter.cutoff_hz=[4000,8000]", {"degrade"} | MODEL_PATH),
     ("ldm-lr", "ldm.lr=0.001", MODEL_PATH),
+    ("distill-steps", "distill.steps=2", {"distill", "package", "evaluate"}),
 ]
 
 
