@@ -1,6 +1,8 @@
-"""Real-time factor and peak memory of `audiosr upsample` on stereo 44.1 kHz files of several lengths.
+"""Real-time factor and peak memory of `audiosr upsample` on stereo 44.1 kHz files of several lengths,
+for the teacher (`--steps` DPM-Solver++ steps with guidance) and the one-step student, per precision.
 
     python benchmarks/bench_upsample.py [--model PATH | --profile small|full] [--seconds 10 60 600]
+                                        [--systems teacher student] [--precisions fp32 bf16]
                                         [--steps 20] [--guidance 2] [--batch 4] [--device cpu|cuda]
 
 Writes a stereo 44.1 kHz PCM file per length (band-limited music-like content, low-passed at 8 kHz),
@@ -9,7 +11,9 @@ runs `Pipeline.upsample_file` (read, resample, restore, write: what the command 
 processing time per second of audio, model loading and warm-up excluded (the CPU seconds per audio
 second beside it are what a busy machine cannot inflate); peak memory is the process's peak resident
 set (ru_maxrss), so it includes Python, torch and the model. `--profile` times randomly
-initialised weights of a profile instead of a trained model (the cost does not depend on the weights).
+initialised weights of a profile instead of a trained model (the cost does not depend on the weights;
+its student is a copy of its U-Net). A precision the device does not run natively (bf16 on a CPU
+without AMX or AVX-512 BF16) is emulated and slow: `auto` picks for the device.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ def random_pipeline(profile: str, out: Path) -> Path:
     """A pipeline folder of randomly initialised `profile` models, configured as the training stages
     export them (n_mels 64 for small, 256 for full)."""
     import torch
+    from safetensors.torch import load_file
 
     from audiosr.audio import MelConfig
     from audiosr.inference.model import package
@@ -94,6 +99,12 @@ def random_pipeline(profile: str, out: Path) -> Path:
         build_vocoder(arch["vocoder"], n_mels).state_dict(),
         {**common, "arch": arch["vocoder"], "mel": mel},
     )
+    student = {"sampling_steps": 1, "teacher": {"steps": 20, "guidance": 2.0}, "schedule": {}}
+    save_model(
+        out / "distill",
+        load_file(str(out / "ldm" / "model.safetensors")),
+        {**common, "arch": arch["ldm"], "latent_channels": vae.latent_channels, **student},
+    )
     package(out, out / "pipeline", extra={"segment_frames": 512})
     return out / "pipeline"
 
@@ -109,18 +120,21 @@ def child(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    pipe = Pipeline.load(args.model, args.device, args.precision)
+    pipe = Pipeline.load(args.model, args.device, args.precisions[0])
     load_s = time.perf_counter() - start
+    steps = args.steps if args.systems == ["teacher"] else None  # None: the student
+    if steps is None and pipe.student is None:
+        sys.exit(f"{args.model}: no one-step student in this model (re-run `dvc repro distill package`)")
     warm = Path(args.input).with_name("warm.wav")
     make_input(warm, 1.0)
     pipe.upsample_file(
-        warm, warm.with_name("warm_48k.wav"), args.steps, args.guidance, batch=args.batch, copy_full_band=False
+        warm, warm.with_name("warm_48k.wav"), steps, args.guidance, batch=args.batch, copy_full_band=False
     )
     before = resource.getrusage(resource.RUSAGE_SELF)
     result = pipe.upsample_file(
         Path(args.input),
         Path(args.input).with_name("out.wav"),
-        args.steps,
+        steps,
         args.guidance,
         batch=args.batch,
         copy_full_band=False,
@@ -154,7 +168,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's, one per core)")
-    ap.add_argument("--precision", default="auto", help="fp32, bf16 or auto (the command's default)")
+    ap.add_argument("--systems", nargs="+", default=["teacher", "student"], choices=["teacher", "student"])
+    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "auto"])
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--input", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -178,49 +193,43 @@ def main() -> None:
             work = root / f"{seconds:g}s"
             work.mkdir()
             make_input(work / "in.wav", seconds)
-            cmd = [
-                sys.executable,
-                __file__,
-                "--child",
-                "--input",
-                str(work / "in.wav"),
-                "--model",
-                args.model,
-                "--steps",
-                str(args.steps),
-                "--guidance",
-                str(args.guidance),
-                "--batch",
-                str(args.batch),
-                "--device",
-                args.device,
-                "--threads",
-                str(args.threads),
-                "--precision",
-                args.precision,
-            ]
-            out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "CI": "1"})
-            if out.returncode:
-                sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr}")
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(f"{seconds:g} s: RTF {rows[-1]['rtf']:.3f}, peak {rows[-1]['peak_mib']:.0f} MiB", file=sys.stderr)
-    ref = next((r for r in rows if r["seconds"] == 60.0), rows[0])
+            for system in args.systems:
+                for precision in args.precisions:
+                    cmd = [
+                        *(sys.executable, __file__, "--child", "--input", str(work / "in.wav"), "--model", args.model),
+                        *("--steps", str(args.steps), "--guidance", str(args.guidance), "--batch", str(args.batch)),
+                        *("--device", args.device, "--threads", str(args.threads), "--systems", system),
+                        *("--precisions", precision),
+                    ]
+                    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "CI": "1"})
+                    if out.returncode:
+                        sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr}")
+                    row = {"system": system, "precision": precision, **json.loads(out.stdout.strip().splitlines()[-1])}
+                    rows.append(row)
+                    print(
+                        f"{seconds:g} s, {system}, {precision}: RTF {row['rtf']:.3f}, peak {row['peak_mib']:.0f} MiB",
+                        file=sys.stderr,
+                    )
     what = f"profile {args.profile} (random weights)" if args.profile else args.model
     print(
-        f"\nupsample: {what}, {args.steps} steps, guidance {args.guidance:g}, batch {args.batch}, "
-        f"{args.device}, {'bf16' if rows[0]['bf16'] else 'fp32'}, {rows[0]['threads']} threads; "
-        f"stereo 44.1 kHz in, 48 kHz out\n"
+        f"\nupsample: {what}; teacher {args.steps} steps, guidance {args.guidance:g}; student 1 step; "
+        f"batch {args.batch}, {args.device}, {rows[0]['threads']} threads; stereo 44.1 kHz in, 48 kHz out\n"
     )
     print(
-        "| input | processing (s) | RTF | CPU s per audio s | peak memory (MiB) | before the file (MiB) "
-        "| peak vs 60 s |"
+        "| system | precision | input | processing (s) | RTF | CPU s per audio s | peak memory (MiB) "
+        "| before the file (MiB) | peak vs 60 s |"
     )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in rows:
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in sorted(rows, key=lambda r: (args.systems.index(r["system"]), args.precisions.index(r["precision"]))):
+        same = [q for q in rows if (q["system"], q["precision"]) == (r["system"], r["precision"])]
+        ref = next((q for q in same if q["seconds"] == 60.0), same[0])
         label = f"{r['seconds'] / 60:g} min" if r["seconds"] >= 60 else f"{r['seconds']:g} s"
+        precision = (
+            f"{r['precision']} ({'bf16' if r['bf16'] else 'fp32'})" if r["precision"] == "auto" else r["precision"]
+        )
         print(
-            f"| {label} | {r['elapsed']:.1f} | {r['rtf']:.3f} | {r['cpu_rtf']:.3f} | {r['peak_mib']:.0f} | "
-            f"{r['before_mib']:.0f} | {r['peak_mib'] / ref['peak_mib']:.2f}x |"
+            f"| {r['system']} | {precision} | {label} | {r['elapsed']:.1f} | {r['rtf']:.3f} | {r['cpu_rtf']:.3f} | "
+            f"{r['peak_mib']:.0f} | {r['before_mib']:.0f} | {r['peak_mib'] / ref['peak_mib']:.2f}x |"
         )
 
 
