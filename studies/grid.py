@@ -41,9 +41,13 @@ def _load(model: str) -> None:
 
 def _generate(job: tuple) -> np.ndarray:
     x, steps, guidance, seed = job
-    return _PIPE["pipe"].upsample(x, SAMPLE_RATE, steps=steps, guidance=guidance, seed=seed, cutoff_hz=0).wave[0]
+    pipe = _PIPE["pipe"]
+    if steps is not None:
+        pipe.student = None  # a number of steps is the teacher's, also 1
+    return pipe.upsample(x, SAMPLE_RATE, steps=steps, guidance=guidance, seed=seed, cutoff_hz=0).wave[0]
 
 
-def generate(model: str, x: np.ndarray, steps: int, guidance: float, seed: int, workers: int) -> np.ndarray:
-    """The model's output (no band merge) for each degraded input (N, T) -> (N, T)."""
+def generate(model: str, x: np.ndarray, steps: int | None, guidance: float, seed: int, workers: int) -> np.ndarray:
+    """The model's output (no band merge) for each degraded input (N, T) -> (N, T): the teacher with
+    `steps` steps, or the one-step student for steps None."""
     return np.stack(list(pool_map(_generate, [(xi, steps, guidance, seed) for xi in x], workers, _load, (model,))))

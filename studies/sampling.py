@@ -1,14 +1,17 @@
 """Sampling steps × guidance scale at inference: LSD of `model` and `model_lfr` and the real-time
-factor, on a part of the evaluation grid (all cutoffs and filters, no noise), with the trained model.
+factor, on a part of the evaluation grid (all cutoffs and filters, no noise), with the trained model;
+the teacher at each (steps, guidance), then the one-step student where the model has one.
 
-    python studies/sampling.py [--model models/pipeline] [--steps 5 10 20 40] [--guidance 1 2 3 4]
+    python studies/sampling.py [--model models/pipeline] [--steps 1 2 5 10 20 40] [--guidance 1 2 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 from grid import eval_config, generate, items
@@ -20,15 +23,16 @@ from audiosr.parallel import pool_map
 
 
 def _score(job: tuple) -> tuple[float, float]:
-    clean, x, y, cutoff = job
-    return metrics.lsd(clean, y), metrics.lsd(clean, replace_low_band(x, y))
+    """LSD of the generated signal and of its band merge at the detected cutoff (as the evaluation's)."""
+    clean, x, y = job
+    return metrics.lsd(clean, y), metrics.lsd(clean, replace_low_band(x, y, metrics.detect_cutoff(x)))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="models/pipeline")
-    ap.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 40])
-    ap.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0])
+    ap.add_argument("--steps", type=int, nargs="+", default=[1, 2, 5, 10, 20, 40])
+    ap.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0])
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
     cfg = eval_config(noises=["none"])
@@ -36,19 +40,22 @@ def main() -> None:
     cutoffs = sorted({c.cutoff_hz for c in conds})
     print(f"{len(x)} items ({len(conds) // len(set(conds))} clips × {len(set(conds))} conditions, no noise)")
     head = " | ".join(f"{c / 1000:g} kHz" for c in cutoffs)
-    print(f"| steps | guidance | model LSD | model_lfr LSD | model_lfr {head} | RTF (2 cores) |")
-    print("| ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in cutoffs) + " | ---: |")
-    for steps in args.steps:
-        for guidance in args.guidance:
-            start = time.perf_counter()
-            y = generate(args.model, x, steps, guidance, cfg.seed, args.workers)
-            rtf = (time.perf_counter() - start) / (x.size / SAMPLE_RATE)
-            jobs = [(c, xi, yi, cond.cutoff_hz) for c, xi, yi, cond in zip(clean, x, y, conds, strict=True)]
-            scores = np.array(list(pool_map(_score, jobs, args.workers)))
-            by_cut = [scores[[cd.cutoff_hz == c for cd in conds], 1].mean() for c in cutoffs]
-            cells = " | ".join(f"{v:.3f}" for v in by_cut)
-            means = f"{scores[:, 0].mean():.3f} | {scores[:, 1].mean():.3f}"
-            print(f"| {steps} | {guidance:g} | {means} | {cells} | {rtf:.3f} |")
+    print(f"| sampler | steps | guidance | model LSD | model_lfr LSD | model_lfr {head} | RTF (2 cores) |")
+    print("| --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in cutoffs) + " | ---: |")
+    runs = [(s, g) for s in args.steps for g in args.guidance]
+    if "student" in json.loads((Path(args.model) / "config.json").read_text()):
+        runs.append((None, 0.0))
+    for steps, guidance in runs:
+        start = time.perf_counter()
+        y = generate(args.model, x, steps, guidance, cfg.seed, args.workers)
+        rtf = (time.perf_counter() - start) / (x.size / SAMPLE_RATE)
+        jobs = list(zip(clean, x, y, strict=True))
+        scores = np.array(list(pool_map(_score, jobs, args.workers)))
+        by_cut = [scores[[cd.cutoff_hz == c for cd in conds], 1].mean() for c in cutoffs]
+        cells = " | ".join(f"{v:.3f}" for v in by_cut)
+        means = f"{scores[:, 0].mean():.3f} | {scores[:, 1].mean():.3f}"
+        what = "teacher" if steps else "student"
+        print(f"| {what} | {steps or 1} | {guidance or '(distilled)'} | {means} | {cells} | {rtf:.3f} |")
 
 
 if __name__ == "__main__":
