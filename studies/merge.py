@@ -83,8 +83,12 @@ def main() -> None:
 
     def merged(db, frames, bins, adaptive=True):
         def fn(xi, yi):
+            saved = merge.AGREE_DB, merge.SMOOTH_FRAMES, merge.SMOOTH_BINS
             merge.AGREE_DB, merge.SMOOTH_FRAMES, merge.SMOOTH_BINS = db, frames, bins
-            return merge.replace_low_band(xi, yi, metrics.detect_cutoff(xi), adaptive, silence=0.0)
+            try:
+                return merge.replace_low_band(xi, yi, metrics.detect_cutoff(xi), adaptive, silence=0.0)
+            finally:  # the module's own settings again
+                merge.AGREE_DB, merge.SMOOTH_FRAMES, merge.SMOOTH_BINS = saved
 
         return fn
 
