@@ -3,6 +3,7 @@ weights as an uninterrupted run, is packaged with the teacher, and is what `audi
 by default (one U-Net pass per window, deterministic for a seed)."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from safetensors.torch import load_file
 from audiosr.audio import SAMPLE_RATE
 from audiosr.config import Params
 from audiosr.data.store import SegmentSet
+from audiosr.inference.model import ModelError
 from audiosr.inference.restore import DEFAULT_STEPS, Pipeline
 from audiosr.models.load import load_model
 from audiosr.train import loop, runner
@@ -134,3 +136,12 @@ def test_distill_refuses_a_crop_the_vae_cannot_encode(project, tmp_path) -> None
     (wd / "params.yaml").write_text(yaml.safe_dump(params))
     out = run_stage(stage("distill"), wd, env, ok=False)
     assert out.returncode != 0 and "distill.crop_frames: 30 must be a multiple" in out.stderr
+
+
+def test_a_model_missing_its_student_file_is_one_clear_error(project, tmp_path) -> None:
+    wd, _ = project
+    folder = tmp_path / "pipeline"
+    shutil.copytree(wd / "models/pipeline", folder)
+    (folder / "student.safetensors").unlink()
+    with pytest.raises(ModelError, match=r"incomplete model folder, missing student\.safetensors"):
+        Pipeline.load(folder)

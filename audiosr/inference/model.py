@@ -175,6 +175,8 @@ def read_config(path: Path) -> dict:
             f"version {VERSION}; {REBUILD} with this audiosr, install the audiosr that wrote it, "
             "or {other}"
         )
+    if STUDENT in config and not (path / f"{STUDENT}.safetensors").exists():
+        raise ModelError(f"{path}: incomplete model folder, missing {STUDENT}.safetensors; {REBUILD}, or {{other}}")
     lacking = [k for k in ("mel", "latent_scale", "n_mels", *PARTS) if k not in config]
     lacking += [f"{p}.arch" for p in PARTS if p in config and "arch" not in (config[p] or {})]
     if lacking:
@@ -205,10 +207,6 @@ def _shapes(path: Path, part: str) -> dict[str, list[int]]:
         ) from exc
 
 
-def has_student(path: Path, config: dict) -> bool:
-    return STUDENT in config and (Path(path) / f"{STUDENT}.safetensors").exists()
-
-
 def load_networks(path: Path, device: torch.device) -> tuple[dict, dict[str, torch.nn.Module | None]]:
     """A pipeline folder -> (config, {"vae", "unet", "vocoder", "student": module or None}) on `device`,
     in eval mode, the vocoder's weight norm removed; ModelError for a missing folder or part, or weights
@@ -219,9 +217,7 @@ def load_networks(path: Path, device: torch.device) -> tuple[dict, dict[str, tor
             "vae": load_vae(_tensors(path, "vae"), config["vae"], device),
             "unet": load_unet(_tensors(path, "ldm"), config["ldm"], device),
             "vocoder": load_vocoder(_tensors(path, "vocoder"), config["vocoder"], device),
-            "student": load_unet(_tensors(path, STUDENT), config[STUDENT], device)
-            if has_student(path, config)
-            else None,
+            "student": load_unet(_tensors(path, STUDENT), config[STUDENT], device) if STUDENT in config else None,
         }
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, ModelError):
@@ -254,7 +250,7 @@ def describe(path: Path, spec: str | None = None) -> dict:
     """What a pipeline folder is: its config, parameter counts per part and, for an MLflow URI, the
     metrics and params of the run that logged it."""
     config = read_config(Path(path))
-    parts = (*PARTS, STUDENT) if has_student(path, config) else PARTS
+    parts = (*PARTS, STUDENT) if STUDENT in config else PARTS
     counts = {part: sum(math.prod(shape) for shape in _shapes(Path(path), part).values()) for part in parts}
     run = _run_of(spec) if spec else None
     return {
