@@ -22,7 +22,6 @@ import copy
 import numpy as np
 import torch
 
-from audiosr import plots
 from audiosr.config import DistillConfig
 from audiosr.data.datasets import draw_crops
 from audiosr.data.store import SegmentSet
@@ -30,7 +29,7 @@ from audiosr.models.diffusion import Schedule, guided, one_step, sample_dpmpp_2m
 from audiosr.models.load import load_unet, load_vae
 from audiosr.progress import bar
 from audiosr.train.distributed import Dist
-from audiosr.train.ldm import check_vae_matches, encode_all
+from audiosr.train.ldm import check_vae_matches, encode_all, log_latent_mels
 from audiosr.train.loop import batch_rng, clip_and_step, rank_slice
 
 VERSION = 1
@@ -139,13 +138,14 @@ class DistillTask:
 
     @torch.no_grad()
     def log_examples(self, mlflow, step: int) -> None:
-        scale = float(self.vae_cfg["scale"])
-        latents = {"condition": self.val_cond[:1], "teacher": self.val_target[:1], "student": self._student_valid()[:1]}
-        mels = {name: self.vae.decode(z.to(self.d.device) / scale)[0].cpu().numpy() for name, z in latents.items()}
-        title = f"student (1 step) vs teacher ({self.cfg.teacher_steps} steps), step {step}"
-        fig = plots.mel_figure(mels, title)
-        mlflow.log_figure(fig, f"examples/distill_step{step:06d}.png")
-        plots.close(fig)
+        log_latent_mels(
+            mlflow,
+            self.vae,
+            float(self.vae_cfg["scale"]),
+            {"condition": self.val_cond[:1], "teacher": self.val_target[:1], "student": self._student_valid()[:1]},
+            f"student (1 step) vs teacher ({self.cfg.teacher_steps} steps), step {step}",
+            f"examples/distill_step{step:06d}.png",
+        )
 
     def export(self) -> tuple[dict, dict]:
         config = {

@@ -36,6 +36,17 @@ def check_vae_matches(vae_cfg: dict, data_meta: dict, where: str) -> None:
 
 
 @torch.no_grad()
+def log_latent_mels(mlflow, vae, scale: float, latents: dict[str, torch.Tensor], title: str, artifact: str) -> None:
+    """Decode scaled latents (1, C, H, W) with the VAE and log their mels side by side as the figure
+    `artifact` (the LDM's and the student's training examples)."""
+    device = next(vae.parameters()).device
+    mels = {name: vae.decode(z.to(device) / scale)[0].cpu().numpy() for name, z in latents.items()}
+    fig = plots.mel_figure(mels, title)
+    mlflow.log_figure(fig, artifact)
+    plots.close(fig)
+
+
+@torch.no_grad()
 def encode_all(vae, scale: float, mels: np.ndarray, device: torch.device, batch: int = 8) -> torch.Tensor:
     """(N, n_mels, T) mels -> (N, C, n_mels/f, T/f) scaled latent means, on the CPU."""
     out = []
@@ -144,14 +155,14 @@ class LDMTask:
         z = sample_dpmpp_2m(
             fn, torch.randn(cond.shape, generator=gen).to(self.d.device), self.schedule.timesteps(20), self.schedule
         )
-        scale = float(self.vae_cfg["scale"])
-        mels = {
-            name: self.vae.decode(v / scale)[0].cpu().numpy()
-            for name, v in (("condition", cond), ("generated", z), ("target", self.val_clean[:1]))
-        }
-        fig = plots.mel_figure(mels, f"LDM (EMA), step {step}, 20 DPM-Solver++ steps")
-        mlflow.log_figure(fig, f"examples/ldm_step{step:06d}.png")
-        plots.close(fig)
+        log_latent_mels(
+            mlflow,
+            self.vae,
+            float(self.vae_cfg["scale"]),
+            {"condition": cond, "generated": z, "target": self.val_clean[:1]},
+            f"LDM (EMA), step {step}, 20 DPM-Solver++ steps",
+            f"examples/ldm_step{step:06d}.png",
+        )
 
     def export(self) -> tuple[dict, dict]:
         config = {
