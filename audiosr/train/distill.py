@@ -6,13 +6,13 @@ The teacher (the LDM's EMA U-Net) maps a noise latent and a condition to a clean
 noise. The student, the same U-Net initialised from the teacher's weights, learns that function in one
 evaluation at the last timestep (t = 999, where the zero-terminal-SNR schedule has alpha = 0, so its
 x0 prediction is -v): x0 = student(noise, condition). Before training it is exactly the teacher sampled
-with one step, so the loss starts at that baseline.
+with one step and no guidance, so the loss starts at that baseline.
 
 The teacher's samples are made once, at start-up, for `examples` (noise, condition crop) pairs of the
 training split (in float32, so every machine and every process of a torchrun makes the same set), and
 for 16 validation crops; a training step is one U-Net pass and backward, as in the LDM's training. The
 validation metric `val/x0_mse` is the student's latent MSE to the teacher on the validation crops,
-`val/one_step_mse` the teacher's own one-step MSE (the starting point).
+`val/one_step_mse` the teacher's own unguided one-step MSE (the starting point).
 """
 
 from __future__ import annotations
