@@ -57,6 +57,8 @@ def main() -> None:
         PLOTS.mkdir(exist_ok=True)
         (METRICS / "eval.json").write_text(json.dumps(headline, indent=2) + "\n")
         by_condition.round(4).to_csv(METRICS / "eval_by_condition.csv", index=False)
+        # every (system, condition, clip) item: the ablation report's paired bootstrap resamples these
+        rows.round(4).to_csv(METRICS / "eval_items.csv", index=False)
         # wide tables (one column per system) for DVC plots
         by_cutoff = rows.pivot_table("lsd", "cutoff_hz", "system", sort=False).reset_index()
         by_cutoff.insert(0, "cutoff_khz", by_cutoff.pop("cutoff_hz") / 1000)
