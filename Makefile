@@ -49,9 +49,13 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_data.py --minutes 30
 	$(BIN)/python benchmarks/bench_train.py --profiles small
 
-# the study's ablations (noise type, filter family) as DVC experiments, then metrics/ablations.md
+# the study's ablations (noise type, filter family) as queued DVC experiments, SEEDS training seeds each,
+# then metrics/ablations.md with bootstrap intervals; ONLY="noise-tone ..." for a subset, JOBS to override
+# how many run at once (default: the cores / 2)
+SEEDS ?= 1
 ablations: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m audiosr.ablate
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m audiosr.ablate --seeds $(SEEDS) \
+	  $(if $(ONLY),--only $(ONLY)) $(if $(JOBS),--jobs $(JOBS))
 
 # the MLflow UI on the project's store, on loopback only
 UI_PORT ?= 5000

@@ -1,27 +1,39 @@
-"""The study's ablations as DVC experiments, and their report (`make ablations`).
+"""The study's ablations as DVC experiments, and their report with seeds and intervals (`make ablations`).
 
-    python -m audiosr.ablate [--only noise-tone filter-boxcar ...] [--report-only]
+    python -m audiosr.ablate [--only noise-tone ...] [--seeds 3] [--jobs 2] [--report-only]
 
-Runs, one after another as temporary DVC experiments on the current params (each re-runs only the
-stages its params touch and logs to the workspace's MLflow store under its name):
+Experiments, on the current params (each re-runs only the stages its params touch and logs to the
+workspace's MLflow store under its name):
   noise-<type>      noise.type = none | tone | gaussian | mixed
   filter-<family>   filter.types = [<family>]   (the baseline trains on all four)
-then writes metrics/ablations.md (headline metrics per experiment, with the difference to the
-workspace baseline) and metrics/ablations.png (LSD against cutoff per experiment), from
-`dvc exp show --csv`.
+With `--seeds N`, each runs N times with the seeds of the stages it re-runs set to their value + 0..N-1
+(`noise-tone`, `noise-tone-seed1`, ...), and the baseline (the workspace) gets the same seeds
+(`baseline-seed1`, ...). The experiments go through DVC's queue, `--jobs` at a time.
+
+The report, metrics/ablations.md and metrics/ablations.png, gives per experiment the mean over its seeds,
+the spread between seeds, and the difference to the baseline with a 95 % paired bootstrap interval over
+the evaluation's items (audiosr.stats), marked * where the interval excludes zero. The same figures go
+to each experiment's MLflow pipeline run.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import yaml
 
+from audiosr import stats
 from audiosr.degrade import FILTERS
+from audiosr.params import workers
 
 ABLATIONS: dict[str, str] = {
     **{f"noise-{kind}": f"noise.type={kind}" for kind in ("none", "tone", "gaussian", "mixed")},
@@ -29,88 +41,248 @@ ABLATIONS: dict[str, str] = {
 }
 HEADLINE = ("lsd", "lsd_hf", "lsd_lf", "si_sdr", "visqol")
 SYSTEM = "model_lfr"
-BASELINE = "baseline (workspace)"
+BASELINE = "baseline"
+WORKSPACE = "workspace"
+THREADS_PER_JOB = 2  # an experiment's stages use this many cores (torch threads, evaluation workers)
 
 
-def run_experiments(names: list[str]) -> None:
-    for name in names:
-        print(f"ablate: {name} ({ABLATIONS[name]})", flush=True)
-        subprocess.run(["dvc", "exp", "remove", name], capture_output=True)  # re-running replaces it
-        subprocess.run(["dvc", "exp", "run", "--temp", "-n", name, "-S", ABLATIONS[name]], check=True)
+def _outs(stage: dict) -> list[str]:
+    return [o if isinstance(o, str) else next(iter(o)) for k in ("outs", "metrics") for o in stage.get(k, [])]
+
+
+def seed_params(override: str, root: Path = Path(".")) -> list[str]:
+    """The seeds of the stages an override re-runs (the stages that read its block and every stage after
+    them), as params: `seed` or `<block>.seed`. The evaluation's seed is not one: its items stay fixed."""
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    block = override.split("=")[0].split(".")[0]
+    rerun = {name for name, s in stages.items() if block in s.get("params", [])}
+    grew = True
+    while grew:  # downstream: a stage whose deps include what a re-run stage writes
+        made = [o for name in rerun for o in _outs(stages[name])]
+        more = {
+            name
+            for name, s in stages.items()
+            if any(d == o or d.startswith(o.rstrip("/") + "/") for d in s.get("deps", []) for o in made)
+        }
+        grew, rerun = bool(more - rerun), rerun | more
+    seeds = set()
+    for name in rerun:
+        for p in stages[name].get("params", []):
+            if p == "seed":
+                seeds.add("seed")
+            elif p != "eval" and isinstance(params.get(p), dict) and "seed" in params[p]:
+                seeds.add(f"{p}.seed")
+    return sorted(seeds)
+
+
+def plan(names: list[str], seeds: int, root: Path = Path(".")) -> dict[str, list[str]]:
+    """Experiment name -> its `-S` overrides: each ablation at seeds 0..seeds-1, and the baseline at the
+    seeds above 0 (seed 0 is the workspace itself)."""
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    varied = sorted({p for n in names for p in seed_params(ABLATIONS[n], root)})
+
+    def seeded(k: int) -> list[str]:
+        out = []
+        for p in varied:
+            value = params
+            for part in p.split("."):
+                value = value[part]
+            out.append(f"{p}={int(value) + k}")
+        return out if k else []
+
+    experiments = {}
+    for k in range(seeds):  # seed by seed, so a run cut short leaves every experiment with as many seeds
+        if k:
+            experiments[f"{BASELINE}-seed{k}"] = seeded(k)
+        for n in names:
+            experiments[n if k == 0 else f"{n}-seed{k}"] = [ABLATIONS[n], *seeded(k)]
+    return experiments
+
+
+def run_experiments(experiments: dict[str, list[str]], jobs: int) -> None:
+    """Queue every experiment (replacing an earlier one of the same name) and run the queue, `jobs` at a
+    time, each with its share of the cores; raises when one failed, after printing its log."""
+    for name, overrides in experiments.items():
+        print(f"ablate: queue {name} ({' '.join(overrides) or 'the baseline params'})", flush=True)
+        subprocess.run(["dvc", "exp", "remove", name], capture_output=True)
+        cmd = ["dvc", "exp", "run", "--queue", "-n", name]
+        subprocess.run(cmd + [a for o in overrides for a in ("-S", o)], check=True, capture_output=True)
+    env = {**os.environ, "AUDIOSR_WORKERS": str(max(1, workers() // jobs))}
+    subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], check=True, env=env, capture_output=True)
+    done: set[str] = set()
+    while True:
+        status = queue_status()
+        for name, state in status.items():
+            if name in experiments and state in ("Success", "Failed") and name not in done:
+                done.add(name)
+                print(f"ablate: {name} {state.lower()} ({len(done)}/{len(experiments)})", flush=True)
+        if not any(state in ("Queued", "Running") for state in status.values()):
+            break
+        time.sleep(10)
+    failed = [n for n in experiments if status.get(n) == "Failed"]
+    for name in failed:
+        logs = subprocess.run(["dvc", "queue", "logs", name], capture_output=True, text=True)
+        print(logs.stdout[-3000:], file=sys.stderr)
+    if failed:
+        raise SystemExit(f"ablate: {', '.join(failed)} failed (log above); `dvc queue status` lists them")
+
+
+def queue_status() -> dict[str, str]:
+    """Experiment name -> state (Queued, Running, Success, Failed) from `dvc queue status`."""
+    out = subprocess.run(["dvc", "queue", "status"], capture_output=True, text=True, check=True).stdout
+    status = {}
+    for line in out.splitlines()[1:]:
+        parts = line.split()  # Task, Name, Created (one or two words), Status
+        if len(parts) >= 3 and parts[-1] in ("Queued", "Running", "Success", "Failed"):
+            status[parts[1]] = parts[-1]
+    return status
 
 
 def experiments_table() -> pd.DataFrame:
-    """One row per experiment (and the workspace) with the eval metrics, from `dvc exp show --csv`.
+    """One row per experiment (and the workspace) with its git revision, from `dvc exp show --csv`.
 
-    Experiments on every commit of the branch count (`-n -1`), newest first, so a commit made while the ablations
-    run does not hide the ones that ran on its parent; the newest run of each name wins."""
+    Experiments on every commit of the branch count (`-n -1`), newest first, so a commit made while the
+    ablations run does not hide the ones that ran on its parent; the newest run of each name wins."""
     out = subprocess.run(
         ["dvc", "exp", "show", "--csv", "--no-pager", "-n", "-1"], capture_output=True, text=True, check=True
     )
     table = pd.read_csv(io.StringIO(out.stdout))
     table["Experiment"] = table["Experiment"].fillna("").astype(str)
-    table = table[(table["Experiment"] != "") | (table["rev"] == "workspace")]
+    table = table[(table["Experiment"] != "") | (table["rev"] == WORKSPACE)]
     # an experiment still running (or killed mid-run) carries the workspace's metrics, not its own
     if "State" in table.columns:
-        table = table[table["State"].fillna("") != "Running"]
-    table.loc[table["rev"] == "workspace", "Experiment"] = BASELINE
+        table = table[~table["State"].fillna("").isin(["Running", "Queued", "Failed"])]
+    table.loc[table["rev"] == WORKSPACE, "Experiment"] = WORKSPACE
     return table.drop_duplicates("Experiment").set_index("Experiment")
 
 
-def _metrics(table: pd.DataFrame) -> pd.DataFrame:
-    """`SYSTEM`'s metrics as numbers, one column per key without the system ("lsd", "lsd_by_cutoff.4k"...);
-    `dvc exp show` names a metric `<key>` or, where keys clash, `metrics/eval.json:<key>`."""
-    prefix = f"{SYSTEM}."
-    keys = {c: c.removeprefix("metrics/eval.json:") for c in table.columns}
-    keep = {c: k[len(prefix) :] for c, k in keys.items() if k.startswith(prefix)}
-    return table[list(keep)].rename(columns=keep).apply(pd.to_numeric, errors="coerce")
+def load_items(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each experiment's metrics/eval_items.csv (from its git commit; the workspace's from disk)."""
+    items = {}
+    for name, rev in table["rev"].items():
+        if rev == WORKSPACE:
+            path = Path("metrics/eval_items.csv")
+            text = path.read_text() if path.exists() else None
+        else:
+            out = subprocess.run(["git", "show", f"{rev}:metrics/eval_items.csv"], capture_output=True, text=True)
+            text = out.stdout if out.returncode == 0 else None
+        if text is not None:
+            items[name] = pd.read_csv(io.StringIO(text))
+        else:
+            print(f"ablate: {name} has no metrics/eval_items.csv (run before it existed); left out", file=sys.stderr)
+    return items
 
 
-def report(table: pd.DataFrame, out_md: Path, out_png: Path) -> str:
-    metrics = _metrics(table)
-    missing = pd.Series(float("nan"), index=table.index)  # a metric no experiment computed
-    lines = [f"| experiment | {' | '.join(f'{m} (Δ)' for m in HEADLINE)} |", "| --- |" + " ---: |" * len(HEADLINE)]
-    for name in table.index:
-        cells = []
-        for m in HEADLINE:
-            col = metrics.get(m, missing)
-            value, delta = col[name], col[name] - col.get(BASELINE, float("nan"))
-            if pd.isna(value):
-                cells.append("–")  # not computed (e.g. eval.perceptual: false)
-            else:
-                cells.append(f"{value:.3f}" if name == BASELINE else f"{value:.3f} ({delta:+.3f})")
-        lines.append(f"| {name} | {' | '.join(cells)} |")
+def group_name(experiment: str) -> tuple[str, int]:
+    """`noise-tone-seed2` -> (`noise-tone`, 2); the workspace is the baseline's seed 0."""
+    if experiment == WORKSPACE:
+        return BASELINE, 0
+    m = re.fullmatch(r"(.+)-seed(\d+)", experiment)
+    return (m[1], int(m[2])) if m else (experiment, 0)
+
+
+def groups(items: dict[str, pd.DataFrame]) -> dict[str, dict[int, pd.DataFrame]]:
+    """Ablation -> seed -> its items table, the baseline first."""
+    out: dict[str, dict[int, pd.DataFrame]] = {}
+    for name, table in items.items():
+        group, seed = group_name(name)
+        out.setdefault(group, {})[seed] = table
+    if BASELINE not in out:
+        raise SystemExit("ablate: the workspace has no metrics/eval_items.csv; run `dvc repro` first")
+    return {BASELINE: out.pop(BASELINE), **dict(sorted(out.items()))}
+
+
+def compare(runs: dict[str, dict[int, pd.DataFrame]], metric: str, cutoff: float | None = None) -> dict:
+    """Per group: mean, seed spread and the difference to the baseline (with its interval) of `metric`."""
+    base, index = stats.item_matrix(list(runs[BASELINE].values()), SYSTEM, metric)
+    mask = None if cutoff is None else index.get_level_values("cutoff_hz").to_numpy(float) == cutoff
+    out = {}
+    for group, seeds in runs.items():
+        values, other_index = stats.item_matrix(list(seeds.values()), SYSTEM, metric)
+        if not other_index.equals(index):
+            raise SystemExit(f"ablate: {group} was evaluated on other items than the baseline; re-run it")
+        chosen = values if mask is None else values[:, mask]
+        per_seed = np.nanmean(chosen, axis=1)
+        out[group] = {
+            "seeds": len(seeds),
+            "mean": float(np.mean(per_seed)),
+            "spread": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else float("nan"),
+            "diff": None if group == BASELINE else stats.paired_difference(base, values, mask=mask),
+        }
+    return out
+
+
+def report(runs: dict[str, dict[int, pd.DataFrame]], out_md: Path, out_png: Path) -> tuple[str, dict]:
+    present = [m for m in HEADLINE if m in runs[BASELINE][0].columns and runs[BASELINE][0][m].notna().any()]
+    results = {m: compare(runs, m) for m in present}
+    header = ["experiment", "seeds"] + [f"{m} (± seed sd) | Δ {m} [95 % CI]" for m in present]
+    lines = [f"| {' | '.join(header)} |", "| --- | ---: |" + " ---: | ---: |" * len(present)]
+    for group in runs:
+        cells = [group if group != BASELINE else f"{BASELINE} (workspace)", str(results[present[0]][group]["seeds"])]
+        for m in present:
+            r = results[m][group]
+            spread = f" ± {r['spread']:.3f}" if not np.isnan(r["spread"]) else ""
+            cells += [f"{r['mean']:.3f}{spread}", "" if r["diff"] is None else str(r["diff"])]
+        lines.append(f"| {' | '.join(cells)} |")
+    n_items = len(runs[BASELINE][0][runs[BASELINE][0]["system"] == SYSTEM])
     text = (
-        f"Ablations: `{SYSTEM}` headline metrics on the fixed evaluation protocol; Δ against the baseline "
-        f"(LSD: lower is better).\n\n" + "\n".join(lines) + "\n"
+        f"Ablations: `{SYSTEM}` headline metrics on the fixed evaluation protocol ({n_items} items: condition × "
+        "clip), the mean over each experiment's training seeds ± their standard deviation, and the "
+        "difference to the baseline with a 95 % paired bootstrap interval (items, and seeds where there "
+        "are several); * marks an interval that excludes zero. LSD: lower is better.\n\n" + "\n".join(lines) + "\n"
     )
     out_md.write_text(text)
+    _plot(runs, out_png)
+    return text, results
 
+
+def _plot(runs: dict[str, dict[int, pd.DataFrame]], out_png: Path) -> None:
+    """Δ LSD against cutoff per experiment, with the 95 % interval as error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    first = runs[BASELINE][0]
+    cutoffs = sorted(first.loc[first["system"] == SYSTEM, "cutoff_hz"].unique())
+    by_cutoff = [compare(runs, "lsd", c) for c in cutoffs]
     fig, ax = plt.subplots(figsize=(7, 4))
-    by_cutoff = sorted((int(c.split(".")[-1][:-1]), c) for c in metrics.columns if c.startswith("lsd_by_cutoff."))
-    for name in table.index:  # the cutoffs eval.cutoffs_hz set, "4k" -> 4
-        ax.plot([k for k, _ in by_cutoff], [metrics.at[name, c] for _, c in by_cutoff], marker="o", label=name)
-    ax.set(xlabel="cutoff (kHz)", ylabel="LSD", title=f"LSD against cutoff, {SYSTEM}")
+    others = [g for g in runs if g != BASELINE]
+    for n, group in enumerate(others):
+        x = np.array(cutoffs) / 1000 + (n - (len(others) - 1) / 2) * 0.15  # side by side at each cutoff
+        diffs = [r[group]["diff"] for r in by_cutoff]
+        y = np.array([d.delta for d in diffs])
+        err = np.array([[d.delta - d.low for d in diffs], [d.high - d.delta for d in diffs]])
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=f"{group} ({len(runs[group])} seeds)")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(xlabel="cutoff (kHz)", ylabel="Δ LSD vs baseline", title=f"{SYSTEM}: Δ LSD with 95 % intervals")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
-    return text
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="+", choices=sorted(ABLATIONS), help="run only these experiments")
+    ap.add_argument("--seeds", type=int, default=1, help="training seeds per experiment (default 1)")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=max(1, workers() // THREADS_PER_JOB),
+        help=f"experiments at a time (default: the cores / {THREADS_PER_JOB})",
+    )
     ap.add_argument("--report-only", action="store_true", help="write the report from existing experiments")
     args = ap.parse_args()
+    if args.seeds < 1 or args.jobs < 1:
+        ap.error("--seeds and --jobs must be at least 1")
     if not args.report_only:
-        run_experiments(args.only or list(ABLATIONS))
-    print(report(experiments_table(), Path("metrics/ablations.md"), Path("metrics/ablations.png")))
+        run_experiments(plan(args.only or list(ABLATIONS), args.seeds), args.jobs)
+    text, _ = report(
+        groups(load_items(experiments_table())), Path("metrics/ablations.md"), Path("metrics/ablations.png")
+    )
+    print(text)
 
 
 if __name__ == "__main__":
