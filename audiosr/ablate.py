@@ -187,7 +187,7 @@ def groups(items: dict[str, pd.DataFrame]) -> dict[str, dict[int, pd.DataFrame]]
     out: dict[str, dict[int, pd.DataFrame]] = {}
     for name, table in items.items():
         group, seed = group_name(name)
-        out.setdefault(group, {})[seed] = table
+        out.setdefault(group, {})[seed] = table.assign(experiment=name)
     if BASELINE not in out:
         raise SystemExit("ablate: the workspace has no metrics/eval_items.csv; run `dvc repro` first")
     return {BASELINE: out.pop(BASELINE), **dict(sorted(out.items()))}
@@ -263,6 +263,46 @@ def _plot(runs: dict[str, dict[int, pd.DataFrame]], out_png: Path) -> None:
     plt.close(fig)
 
 
+def log_to_mlflow(runs: dict[str, dict[int, pd.DataFrame]], results: dict) -> int:
+    """The report's figures on each experiment's latest finished pipeline run (every seed's run gets its
+    group's): `ablation/<metric>/mean`, `/seed_sd`, `/delta`, `/ci_low`, `/ci_high`; returns how many runs."""
+    import mlflow
+
+    from audiosr.tracking import KIND, open_store
+
+    experiment_id = open_store(mlflow)
+    client = mlflow.MlflowClient()
+    stamp, logged = int(time.time() * 1000), 0
+    for group, seeds in runs.items():
+        figures = {}
+        for metric, per_group in results.items():
+            r = per_group[group]
+            figures[f"ablation/{metric}/mean"] = r["mean"]
+            if not np.isnan(r["spread"]):
+                figures[f"ablation/{metric}/seed_sd"] = r["spread"]
+            if r["diff"] is not None:
+                d = r["diff"]
+                figures.update(
+                    {
+                        f"ablation/{metric}/{k}": v
+                        for k, v in (("delta", d.delta), ("ci_low", d.low), ("ci_high", d.high))
+                    }
+                )
+        batch = [mlflow.entities.Metric(k, float(v), stamp, 0) for k, v in figures.items() if not np.isnan(v)]
+        for table in seeds.values():
+            name = table["experiment"].iloc[0]
+            found = client.search_runs(
+                [experiment_id],
+                f"tags.`{KIND}` = 'pipeline' and tags.`dvc.exp_name` = '{name}' and attributes.status = 'FINISHED'",
+                max_results=1,
+                order_by=["attributes.start_time DESC"],
+            )
+            if found:
+                client.log_batch(found[0].info.run_id, metrics=batch)
+                logged += 1
+    return logged
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="+", choices=sorted(ABLATIONS), help="run only these experiments")
@@ -279,10 +319,10 @@ def main() -> None:
         ap.error("--seeds and --jobs must be at least 1")
     if not args.report_only:
         run_experiments(plan(args.only or list(ABLATIONS), args.seeds), args.jobs)
-    text, _ = report(
-        groups(load_items(experiments_table())), Path("metrics/ablations.md"), Path("metrics/ablations.png")
-    )
+    runs = groups(load_items(experiments_table()))
+    text, results = report(runs, Path("metrics/ablations.md"), Path("metrics/ablations.png"))
     print(text)
+    print(f"ablate: the figures are on {log_to_mlflow(runs, results)} MLflow pipeline runs (ablation/*)")
 
 
 if __name__ == "__main__":

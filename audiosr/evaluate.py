@@ -132,6 +132,15 @@ def _condition(job: tuple) -> tuple[list[dict], dict, dict[str, float]]:
     return rows, outs, rtf
 
 
+def is_example(cond: Condition, cfg: EvalConfig) -> bool:
+    """The conditions whose first clip is kept as an example: every cutoff with the first filter family
+    and no noise, and at the middle cutoff every filter family and every noise."""
+    middle = float(cfg.cutoffs_hz[len(cfg.cutoffs_hz) // 2])
+    if cond.noise == "none" and cond.filter == cfg.filters[0]:
+        return True
+    return cond.cutoff_hz == middle and (cond.noise == "none" or cond.filter == cfg.filters[0])
+
+
 def evaluate(
     model: str,
     test_dir: str,
@@ -154,7 +163,7 @@ def evaluate(
     ):
         rows += r
         rtfs.append(rtf)
-        if j == 0 and cond.noise == "none" and cond.filter == cfg.filters[0]:
+        if j == 0 and is_example(cond, cfg):
             examples.append((cond, test.audio(c), outs))
         if progress:
             progress(n + 1, len(jobs))

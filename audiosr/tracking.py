@@ -1,24 +1,34 @@
-"""MLflow conventions: one run per stage execution, all in one store per project.
+"""MLflow conventions: one parent run per pipeline execution, one nested run per stage, one store per project.
 
-Store: $MLFLOW_TRACKING_URI if set (a team's server), else ``sqlite:///<repo root>/mlflow.db`` with
+Store: $MLFLOW_TRACKING_URI if set (a team's server), else ``sqlite:///<repo root>/mlflow.db`` (WAL mode,
+created under a file lock so that queued experiments starting together do not race on its tables) with
 artifacts in ``<repo root>/mlartifacts``. The repo root is the main checkout also when DVC runs an
 experiment in a temporary copy (``dvc exp run --temp`` / ``--queue``): DVC passes the parent
 repository as $DVC_ROOT there, and a path inside ``.dvc/tmp/exps/`` is cut back to its owner.
 
-Runs are named ``<experiment>/<stage>`` in the MLflow experiment "audiosr" ($AUDIOSR_MLFLOW_EXPERIMENT
-overrides) and tagged with the DVC experiment name, the baseline commit and the stage.
+In the MLflow experiment "audiosr" ($AUDIOSR_MLFLOW_EXPERIMENT overrides), a pipeline execution is a
+parent run named after the DVC experiment (``workspace`` for ``dvc repro``) that holds every param, the
+overrides against the baseline commit as the tag ``overrides``, and, once the evaluation ran, the headline
+metrics; the stage runs ``<experiment>/<stage>`` are nested under it. The first stage of an execution opens
+the parent, the evaluation closes it; a stage re-run after a failure joins the execution still open.
+Metric names are ``/`` hierarchies (``model_lfr/lsd``), with timings under ``time/``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
+import json
 import os
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 EXPERIMENT = "audiosr"
+KIND = "audiosr.run"  # tag: "pipeline" on a pipeline execution's parent run, "stage" on a stage's run
 
 
 def repo_root(start: str | Path | None = None) -> Path:
@@ -68,39 +78,129 @@ def flatten(params: dict, prefix: str = "") -> dict[str, str]:
 
 def _experiment_id(mlflow) -> str:
     name = os.environ.get("AUDIOSR_MLFLOW_EXPERIMENT", EXPERIMENT)
+    # opens on its runs table in the UI (MLflow 3 otherwise may open an experiment on its GenAI pages)
+    tags = {"mlflow.experimentKind": "custom_model_development"}
     exp = mlflow.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    uri = mlflow.get_tracking_uri()
-    location = None
-    if uri.startswith("sqlite:///"):  # keep artifacts beside the database, not in the cwd
-        location = (Path(uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
-    try:
-        return mlflow.create_experiment(name, artifact_location=location)
-    except Exception:  # created meanwhile by a concurrent stage
-        return mlflow.get_experiment_by_name(name).experiment_id
+    if exp is None:
+        uri = mlflow.get_tracking_uri()
+        location = None
+        if uri.startswith("sqlite:///"):  # keep artifacts beside the database, not in the cwd
+            location = (Path(uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
+        try:
+            return mlflow.create_experiment(name, artifact_location=location, tags=tags)
+        except Exception:  # created meanwhile by a concurrent stage
+            exp = mlflow.get_experiment_by_name(name)
+    if exp.tags.get("mlflow.experimentKind") != tags["mlflow.experimentKind"]:
+        mlflow.MlflowClient().set_experiment_tag(
+            exp.experiment_id, "mlflow.experimentKind", tags["mlflow.experimentKind"]
+        )
+    return exp.experiment_id
+
+
+def open_store(mlflow) -> str:
+    """Point mlflow at the project's store and return the experiment id. A local SQLite store is created
+    (MLflow's table migrations) and switched to WAL under an exclusive file lock: two stages creating it
+    at once otherwise fail on MLflow's migrations, and WAL lets writers and the UI's reads overlap."""
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    if not uri.startswith("sqlite:///"):
+        return _experiment_id(mlflow)
+    db = Path(uri[len("sqlite:///") :])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        experiment_id = _experiment_id(mlflow)
+        with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+    return experiment_id
+
+
+def _params() -> dict:
+    """params.yaml of the folder the stage runs in (a DVC experiment's copy holds its overrides)."""
+    import yaml
+
+    path = Path("params.yaml")
+    return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+
+
+def overrides(params: dict, rev: str) -> str:
+    """The params that differ from the baseline commit's params.yaml, as `key=value` (the `-S` of a DVC
+    experiment, or an edit in the workspace); "" where none differ or the commit has no params.yaml."""
+    if not rev:
+        return ""
+    out = subprocess.run(["git", "show", f"{rev}:params.yaml"], capture_output=True, text=True, cwd=repo_root())
+    if out.returncode != 0:
+        return ""
+    import yaml
+
+    base, now = flatten(yaml.safe_load(out.stdout) or {}), flatten(params)
+    return " ".join(f"{k}={v}" for k, v in sorted(now.items()) if base.get(k) != v)
+
+
+def _pipeline_filter(exp_name: str) -> str:
+    return f"tags.`{KIND}` = 'pipeline' and tags.`dvc.exp_name` = '{exp_name}' and attributes.status = 'RUNNING'"
+
+
+def pipeline_run(mlflow, experiment_id: str) -> str:
+    """The id of this pipeline execution's parent run: the open one of this DVC experiment and params, or
+    a new one holding every param and the overrides tag."""
+    exp_name = os.environ.get("DVC_EXP_NAME", "workspace")
+    params = _params()
+    flat = flatten(params)
+    fingerprint = hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:16]
+    client = mlflow.MlflowClient()
+    found = client.search_runs(
+        [experiment_id],
+        f"{_pipeline_filter(exp_name)} and tags.`audiosr.params_sha` = '{fingerprint}'",
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+    )
+    if found:
+        return found[0].info.run_id
+    rev = _baseline_rev()
+    tags = {
+        KIND: "pipeline",
+        "dvc.exp_name": exp_name,
+        "dvc.baseline_rev": rev,
+        "overrides": overrides(params, rev) or "none",
+        "audiosr.params_sha": fingerprint,
+    }
+    run = client.create_run(experiment_id, run_name=exp_name, tags=tags)
+    items = [mlflow.entities.Param(k, v) for k, v in flat.items()]
+    for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+        client.log_batch(run.info.run_id, params=items[i : i + 100])
+    return run.info.run_id
 
 
 @contextlib.contextmanager
 def stage_run(stage: str, params: dict) -> Iterator:
-    """An MLflow run for one stage execution; yields the mlflow module with the run active.
-
-    Logs the params, tags (DVC experiment, baseline commit, stage) and the stage's duration.
-    """
+    """An MLflow run for one stage execution, nested under the pipeline execution's parent run; yields
+    the mlflow module with the run active. Logs the stage's params, tags (DVC experiment, baseline
+    commit, stage) and its duration (`time/duration_s`)."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri())
+    experiment_id = open_store(mlflow)
+    parent = pipeline_run(mlflow, experiment_id)
     exp_name = os.environ.get("DVC_EXP_NAME", "workspace")
-    tags = {"dvc.exp_name": exp_name, "dvc.baseline_rev": _baseline_rev(), "stage": stage}
+    tags = {"dvc.exp_name": exp_name, "dvc.baseline_rev": _baseline_rev(), "stage": stage, KIND: "stage"}
     start = time.perf_counter()
-    with mlflow.start_run(experiment_id=_experiment_id(mlflow), run_name=f"{exp_name}/{stage}", tags=tags):
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{exp_name}/{stage}", tags=tags, parent_run_id=parent):
         mlflow.log_params(flatten(params))
         yield mlflow
-        mlflow.log_metric("duration_s", time.perf_counter() - start)
+        mlflow.log_metric("time/duration_s", time.perf_counter() - start)
 
 
-def log_summary(params: dict, metrics: dict[str, float]) -> None:
-    """The pipeline execution's summary run (`<experiment>/summary`): every param and the headline
-    metrics, so experiments line up side by side in the MLflow compare view."""
-    with stage_run("summary", params) as mlflow:
-        mlflow.log_metrics(metrics)
+def close_pipeline_run(metrics: dict[str, float]) -> str:
+    """Log the headline metrics on this execution's parent run and mark it finished (the evaluation, the
+    pipeline's last stage, calls it); returns the run id."""
+    import mlflow
+
+    experiment_id = open_store(mlflow)
+    run_id = pipeline_run(mlflow, experiment_id)
+    client = mlflow.MlflowClient()
+    stamp = int(time.time() * 1000)
+    items = [mlflow.entities.Metric(k, float(v), stamp, 0) for k, v in metrics.items()]
+    for i in range(0, len(items), 1000):
+        client.log_batch(run_id, metrics=items[i : i + 1000])
+    client.set_terminated(run_id, "FINISHED")
+    return run_id

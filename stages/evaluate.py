@@ -13,7 +13,7 @@ from audiosr.inference.model import ModelError
 from audiosr.inference.restore import Pipeline
 from audiosr.params import workers
 from audiosr.progress import bar
-from audiosr.tracking import flatten, log_summary, stage_run
+from audiosr.tracking import close_pipeline_run, flatten, stage_run
 from audiosr.train.distributed import pick_device
 
 METRICS, PLOTS = Path("metrics"), Path("plots")
@@ -66,33 +66,12 @@ def main() -> None:
         rows.pivot_table("lsd_hf", "filter", "system", sort=False).reset_index().round(4).to_csv(
             METRICS / "eval_lsd_hf_by_filter.csv", index=False
         )
-        flat = {k.replace("/", "."): v for k, v in flatten(headline).items()}
-        mlflow.log_metrics({k: float(v) for k, v in flat.items()})
-        for path in sorted(METRICS.glob("eval*")):
-            mlflow.log_artifact(str(path), "tables")
-        with tempfile.TemporaryDirectory() as tmp:
-            for cond, clean, outs in examples:
-                name = f"{int(cond.cutoff_hz) // 1000}k_{cond.filter}"
-                mels = {
-                    "input": log_mel(outs["unprocessed"], pipe.mel).numpy(),
-                    "model_lfr": log_mel(outs["model_lfr"], pipe.mel).numpy(),
-                    "target": log_mel(clean, pipe.mel).numpy(),
-                }
-                cutoff_bin = mel_bin(cond.cutoff_hz, pipe)
-                fig = plots.mel_figure(mels, f"cutoff {cond.cutoff_hz / 1000:g} kHz, {cond.filter}", cutoff_bin)
-                fig.savefig(PLOTS / f"spectrogram_{name}.png", dpi=100)
-                mlflow.log_figure(fig, f"spectrograms/{name}.png")
-                plots.close(fig)
-                for system, wave in (("input", outs["unprocessed"]), ("output", outs["model_lfr"]), ("target", clean)):
-                    write(Path(tmp) / f"{name}_{system}.wav", wave, SAMPLE_RATE)
-            mlflow.log_artifacts(tmp, "audio")
-    train = {
-        f"train_{p.stem[6:]}.{k}": v
-        for p in sorted(METRICS.glob("train_*.json"))
-        for k, v in json.loads(p.read_text()).items()
-        if not k.startswith("params/")
-    }
-    log_summary(params.to_dict(), {**{k: float(v) for k, v in flat.items() if k.count(".") == 1}, **train})
+        logged = mlflow_metrics(headline)
+        mlflow.log_metrics(logged)
+        for name, table in (("by_condition", by_condition), ("lsd_by_cutoff", by_cutoff), ("items", rows)):
+            mlflow.log_table(table.round(4), f"eval_{name}.json")  # the UI's table view (and its compare)
+        log_examples(mlflow, examples, pipe)
+    close_pipeline_run({k: v for k, v in logged.items() if k.count("/") == 1 or k.startswith("time/rtf/")})
     model = headline["model_lfr"]
     print(
         f"evaluate: model_lfr LSD {model['lsd']:.3f} (unprocessed {headline['unprocessed']['lsd']:.3f}, "
@@ -102,6 +81,40 @@ def main() -> None:
         fast = headline["model_fast_lfr"]
         rtf = headline["model_fast"]["rtf"]
         print(f"evaluate: model_fast_lfr (the one-step student) LSD {fast['lsd']:.3f}, RTF {rtf:.3f}")
+
+
+def mlflow_metrics(headline: dict) -> dict[str, float]:
+    """eval.json as MLflow metrics in `/` hierarchies (`model_lfr/lsd`, `model_lfr/lsd_by_cutoff/4k`), the
+    real-time factors apart as `time/rtf/<system>`."""
+    out = {}
+    for system, values in headline.items():
+        for key, value in flatten(values).items():
+            name = f"time/rtf/{system}" if key == "rtf" else f"{system}/{key.replace('.', '/')}"
+            out[name] = float(value)
+    return out
+
+
+def log_examples(mlflow, examples: list, pipe: Pipeline) -> None:
+    """Per example condition: the mel images of input, output and target (plots/ and the run's root, where
+    the compare view finds them side by side), and the three as wavs (audio/<condition>/)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for cond, clean, outs in examples:
+            name = f"{int(cond.cutoff_hz) // 1000}k_{cond.filter}_{cond.noise}"
+            mels = {
+                "input": log_mel(outs["unprocessed"], pipe.mel).numpy(),
+                "model_lfr": log_mel(outs["model_lfr"], pipe.mel).numpy(),
+                "target": log_mel(clean, pipe.mel).numpy(),
+            }
+            title = f"cutoff {cond.cutoff_hz / 1000:g} kHz, {cond.filter}, noise: {cond.noise}"
+            fig = plots.mel_figure(mels, title, mel_bin(cond.cutoff_hz, pipe))
+            fig.savefig(PLOTS / f"spectrogram_{name}.png", dpi=100)
+            mlflow.log_figure(fig, f"spectrogram_{name}.png")
+            plots.close(fig)
+            folder = Path(tmp) / name
+            folder.mkdir()
+            for system, wave in (("input", outs["unprocessed"]), ("output", outs["model_lfr"]), ("target", clean)):
+                write(folder / f"{system}.wav", wave, SAMPLE_RATE)
+        mlflow.log_artifacts(tmp, "audio")
 
 
 def mel_bin(hz: float, pipe: Pipeline) -> float:

@@ -30,7 +30,11 @@ def main() -> None:
                 "metrics": training,
             },
         )
-        uri = log_to_mlflow(OUT, mlflow, register="audiosr")
+        run = mlflow.active_run().data.tags
+        tags = {k: run[k] for k in ("dvc.exp_name", "dvc.baseline_rev") if k in run}
+        parent = mlflow.get_run(run["mlflow.parentRunId"]).data.tags if "mlflow.parentRunId" in run else {}
+        tags["overrides"] = parent.get("overrides", "none")
+        uri = log_to_mlflow(OUT, mlflow, register="audiosr", tags=tags)
     print(f"package: {OUT} (MLflow: {uri})")
 
 

@@ -75,27 +75,42 @@ def test_mlflow_server_shows_the_pipeline_runs(project, tmp_path) -> None:
             base, "/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100}
         )["runs"]
         by_name = {r["info"]["run_name"]: r for r in runs}
-        assert {"workspace/train_vae", "workspace/train_ldm", "workspace/evaluate", "workspace/summary"} <= set(by_name)
-        summary = by_name["workspace/summary"]["data"]
-        params = {p["key"]: p["value"] for p in summary["params"]}
-        metrics = {m["key"]: m["value"] for m in summary["metrics"]}
-        assert params["noise.type"] == "mixed" and "model_lfr.lsd" in metrics
-        tags = {t["key"]: t["value"] for t in summary["tags"]}
-        assert tags["stage"] == "summary" and tags["dvc.exp_name"] == "workspace"
+        assert exp["tags"] and {"key": "mlflow.experimentKind", "value": "custom_model_development"} in exp["tags"]
+        assert {"workspace/train_vae", "workspace/train_ldm", "workspace/evaluate"} <= set(by_name)
+        # the pipeline execution is the parent run: every param, the overrides, the headline metrics
+        parent = by_name["workspace"]
+        params = {p["key"]: p["value"] for p in parent["data"]["params"]}
+        metrics = {m["key"]: m["value"] for m in parent["data"]["metrics"]}
+        tags = {t["key"]: t["value"] for t in parent["data"]["tags"]}
+        assert params["noise.type"] == "mixed" and "model_lfr/lsd" in metrics and "time/rtf/model" in metrics
+        assert tags["audiosr.run"] == "pipeline" and tags["overrides"] == "none"
+        assert parent["info"]["status"] == "FINISHED"
+        for name in ("workspace/train_vae", "workspace/evaluate"):
+            child = {t["key"]: t["value"] for t in by_name[name]["data"]["tags"]}
+            assert child["mlflow.parentRunId"] == parent["info"]["run_id"] and child["dvc.exp_name"] == "workspace"
         history = get(
             base,
             "/api/2.0/mlflow/metrics/get-history",
             run_id=by_name["workspace/train_ldm"]["info"]["run_id"],
-            metric_key="loss",
+            metric_key="train/loss",
         )["metrics"]
-        assert len(history) >= 1
+        assert len(history) >= 1 and all(m["step"] > 0 for m in history)
         ev = by_name["workspace/evaluate"]["info"]["run_id"]
         files = {f["path"] for f in get(base, "/api/2.0/mlflow/artifacts/list", run_id=ev)["files"]}
-        assert {"audio", "spectrograms", "tables"} <= files
-        audio = [f["path"] for f in get(base, "/api/2.0/mlflow/artifacts/list", run_id=ev, path="audio")["files"]]
-        assert any(p.endswith("_output.wav") for p in audio)
+        # tables as MLflow tables, and the spectrograms at the root where the compare view finds them
+        assert {"audio", "eval_by_condition.json", "spectrogram_4k_chebyshev_none.png"} <= files
+        assert "spectrogram_8k_boxcar_none.png" in files and "spectrogram_8k_chebyshev_tone.png" in files
+        folder = get(base, "/api/2.0/mlflow/artifacts/list", run_id=ev, path="audio/4k_chebyshev_none")["files"]
+        audio = [f["path"] for f in folder]
+        assert any(p.endswith("output.wav") for p in audio)
         with urllib.request.urlopen(f"{base}/get-artifact?path={audio[0]}&run_uuid={ev}", timeout=30) as r:
             assert r.read(4) == b"RIFF"  # the UI's player gets a real wav
+        # the registry version is tagged with its experiment, and the baseline has an alias
+        model = get(base, "/api/2.0/mlflow/registered-models/get", name="audiosr")["registered_model"]
+        assert any(a["alias"] == "baseline" for a in model.get("aliases", []))
+        version = get(base, "/api/2.0/mlflow/registered-models/alias", name="audiosr", alias="baseline")
+        version_tags = {t["key"]: t["value"] for t in version["model_version"]["tags"]}
+        assert version_tags["dvc.exp_name"] == "workspace" and version_tags["overrides"] == "none"
     finally:
         server.terminate()
         try:

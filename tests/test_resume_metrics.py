@@ -84,7 +84,7 @@ def test_metrics_add_up_over_a_resumed_training(workdir) -> None:
     logged = metrics(db, "workspace/train_vae")
     assert logged["total/invocations"] == [(STEPS, 2.0)] and logged["total/resumes"] == [(STEPS, 1.0)]
     assert logged["total/steps"] == [(STEPS, STEPS)]
-    assert logged["total/seconds"] == [(STEPS, pytest.approx(on_disk["seconds"], abs=1e-5))]
+    assert logged["time/train_seconds"] == [(STEPS, pytest.approx(on_disk["seconds"], abs=1e-5))]
     # the architecture as used (profile keys resolved, the params' override) is logged with the run
     params = dict(
         db.execute(

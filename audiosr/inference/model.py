@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,11 +90,12 @@ def package(models: Path, out: Path, extra: dict | None = None) -> None:
         write_json(tmp / "config.json", config)
 
 
-def log_to_mlflow(path: Path, mlflow, register: str | None = None) -> str:
+def log_to_mlflow(path: Path, mlflow, register: str | None = None, tags: dict | None = None) -> str:
     """Log a pipeline folder as the active run's artifact "pipeline"; returns its URI, runs:/<run id>/pipeline.
 
     `register` also makes it the next version of that registered model (created if new), loadable as
-    models:/<register>/<version>.
+    models:/<register>/<version>, with `tags` on the version. A `dvc.exp_name` tag also points an alias at
+    it: `baseline` for the workspace's pipeline, the experiment's name otherwise (models:/audiosr@baseline).
     """
     mlflow.log_artifacts(str(path), ARTIFACT_PATH)
     run_id = mlflow.active_run().info.run_id
@@ -101,7 +103,13 @@ def log_to_mlflow(path: Path, mlflow, register: str | None = None) -> str:
         client = mlflow.MlflowClient()
         if not client.search_registered_models(filter_string=f"name = '{register}'"):
             client.create_registered_model(register)
-        client.create_model_version(register, mlflow.get_artifact_uri(ARTIFACT_PATH), run_id=run_id)
+        version = client.create_model_version(
+            register, mlflow.get_artifact_uri(ARTIFACT_PATH), run_id=run_id, tags=tags or {}
+        )
+        exp_name = (tags or {}).get("dvc.exp_name")
+        if exp_name:
+            alias = "baseline" if exp_name == "workspace" else re.sub(r"[^\w-]", "_", exp_name)
+            client.set_registered_model_alias(register, alias, version.version)
     return f"runs:/{run_id}/{ARTIFACT_PATH}"
 
 

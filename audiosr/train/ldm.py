@@ -88,7 +88,6 @@ class LDMTask:
         self.crop = cfg.crop_frames // self.factor
         self.cond_drop = cfg.cond_drop
         self.ema_decay = cfg.ema_decay
-        self.lambdas = {"diffusion/v_mse": 1.0}
         self.schedule = Schedule()
         bad = [t for t in cfg.validate_timesteps if not 0 <= t < self.schedule.num_steps]
         if bad:
@@ -130,7 +129,7 @@ class LDMTask:
             for e, p in zip(self.ema.parameters(), self.unet.parameters(), strict=True):
                 e.lerp_(p, 1 - decay)
         value = float(loss.detach())
-        return {"loss": value, "diffusion/v_mse": value, "grad_norm": norm}
+        return {"loss": value, "grad_norm": norm}  # loss: the v-prediction MSE
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:

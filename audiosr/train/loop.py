@@ -175,7 +175,7 @@ def run(
                 }
                 rows.append(row)
                 if mlflow is not None:
-                    mlflow.log_metrics({k: v for k, v in row.items() if k != "step"}, step=done)
+                    mlflow.log_metrics(mlflow_names(row), step=done)
                 main_loss = next(iter(losses.values()))
                 progress.update(bar_task, info=f"loss {main_loss:.4f} {rate:.1f} samples/s")
             progress.update(bar_task, completed=done)
@@ -202,6 +202,12 @@ def run(
     if d.main and log_csv is not None:
         _write_rows(log_csv, rows)
     return val
+
+
+def mlflow_names(row: dict) -> dict[str, float]:
+    """A log row's MLflow names: the losses, learning rate and gradient norm under `train/`, the
+    throughput under `time/`."""
+    return {("time/" if k == "samples_per_s" else "train/") + k: v for k, v in row.items() if k != "step"}
 
 
 def _read_rows(path: Path, upto: int) -> list[dict]:

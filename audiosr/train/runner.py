@@ -67,7 +67,9 @@ def train_stage(
                 summary = {**val, **whole, **counts}
                 write_summary(root / "metrics" / f"train_{name}.json", summary)
                 mlflow.log_artifacts(str(root / "models" / name), "model")
-                mlflow.log_metrics({f"total/{k}": v for k, v in whole.items()}, step=whole["steps"])
+                timing = ("seconds", "samples_per_s")  # the whole training's; the stage's own is time/duration_s
+                logged = {(f"time/train_{k}" if k in timing else f"total/{k}"): v for k, v in whole.items()}
+                mlflow.log_metrics(logged, step=whole["steps"])
                 print(f"train_{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()))
             return summary
     finally:
