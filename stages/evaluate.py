@@ -1,6 +1,7 @@
 """DVC stage evaluate: the fixed protocol on the test split -> metrics/eval*.{json,csv}, plots/*.png, MLflow."""
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -68,9 +69,13 @@ def main() -> None:
         )
         logged = mlflow_metrics(headline)
         mlflow.log_metrics(logged)
+        # the pipeline run (the parent) is what a user compares: the tables and examples go there at the
+        # root, where the compare view lines up the files two runs have in common; this run keeps folders
+        parent = mlflow.active_run().data.tags["mlflow.parentRunId"]
         for name, table in (("by_condition", by_condition), ("lsd_by_cutoff", by_cutoff), ("items", rows)):
-            mlflow.log_table(table.round(4), f"eval_{name}.json")  # the UI's table view (and its compare)
-        log_examples(mlflow, examples, pipe)
+            mlflow.log_table(table.round(4), f"tables/eval_{name}.json")  # MLflow's table view
+            mlflow.log_table(table.round(4), f"eval_{name}.json", run_id=parent)
+        log_examples(mlflow, parent, examples, pipe)
     close_pipeline_run({k: v for k, v in logged.items() if k.count("/") == 1 or k.startswith("time/rtf/")})
     model = headline["model_lfr"]
     print(
@@ -94,9 +99,11 @@ def mlflow_metrics(headline: dict) -> dict[str, float]:
     return out
 
 
-def log_examples(mlflow, examples: list, pipe: Pipeline) -> None:
-    """Per example condition: the mel images of input, output and target (plots/ and the run's root, where
-    the compare view finds them side by side), and the three as wavs (audio/<condition>/)."""
+def log_examples(mlflow, parent: str, examples: list, pipe: Pipeline) -> None:
+    """Per example condition: the mel images of input, output and target (plots/, the run's spectrograms/
+    and the pipeline run's root) and the three as wavs (the run's audio/<condition>/, and the output at
+    the pipeline run's root)."""
+    client = mlflow.MlflowClient()
     with tempfile.TemporaryDirectory() as tmp:
         for cond, clean, outs in examples:
             name = f"{int(cond.cutoff_hz) // 1000}k_{cond.filter}_{cond.noise}"
@@ -108,13 +115,16 @@ def log_examples(mlflow, examples: list, pipe: Pipeline) -> None:
             title = f"cutoff {cond.cutoff_hz / 1000:g} kHz, {cond.filter}, noise: {cond.noise}"
             fig = plots.mel_figure(mels, title, mel_bin(cond.cutoff_hz, pipe))
             fig.savefig(PLOTS / f"spectrogram_{name}.png", dpi=100)
-            mlflow.log_figure(fig, f"spectrogram_{name}.png")
             plots.close(fig)
-            folder = Path(tmp) / name
-            folder.mkdir()
+            mlflow.log_artifact(str(PLOTS / f"spectrogram_{name}.png"), "spectrograms")
+            client.log_artifact(parent, str(PLOTS / f"spectrogram_{name}.png"))
+            folder = Path(tmp) / "audio" / name
+            folder.mkdir(parents=True)
             for system, wave in (("input", outs["unprocessed"]), ("output", outs["model_lfr"]), ("target", clean)):
                 write(folder / f"{system}.wav", wave, SAMPLE_RATE)
-        mlflow.log_artifacts(tmp, "audio")
+            shutil.copy(folder / "output.wav", Path(tmp) / f"{name}_output.wav")
+            client.log_artifact(parent, str(Path(tmp) / f"{name}_output.wav"))
+        mlflow.log_artifacts(str(Path(tmp) / "audio"), "audio")
 
 
 def mel_bin(hz: float, pipe: Pipeline) -> float:

@@ -11,6 +11,7 @@ import yaml
 
 from audiosr.data.store import SegmentSet
 from audiosr.evaluate import Condition, degraded_input, grid, pick_clips
+from audiosr.stats import ITEM
 from audiosr.train.checkpoint import load_model, save_model
 from tests.conftest import ROOT, copy_project, run_stage, stage, tiny_params
 
@@ -65,27 +66,32 @@ def test_evaluate_stage(project, tmp_path) -> None:
     assert len(table) == 7 * 2 * 2 * 2
     by_cutoff = pd.read_csv(wd / "metrics/eval_lsd_by_cutoff.csv")
     assert list(by_cutoff.cutoff_khz) == [4.0, 8.0] and {"model_lfr", "model_fast_lfr"} <= set(by_cutoff)
+    # every item, for paired comparisons between experiments: one row per system, condition and clip
+    items = pd.read_csv(wd / "metrics/eval_items.csv")
+    assert len(items) == 7 * 2 * 2 * 2 * 2 and not items.duplicated(["system", *ITEM]).any()
+    merged = items.groupby(["system", "cutoff_hz", "filter", "noise"], sort=False)["lsd"].mean().reset_index()
+    assert np.allclose(merged["lsd"], table["lsd"], atol=1e-3)  # the per-condition table is their mean
+    # examples: every cutoff with the first filter and no noise; at the middle cutoff each filter and noise
     assert sorted(p.name for p in (wd / "plots").glob("*.png")) == [
-        "spectrogram_4k_chebyshev.png",
-        "spectrogram_8k_chebyshev.png",
+        "spectrogram_4k_chebyshev_none.png",
+        "spectrogram_8k_boxcar_none.png",
+        "spectrogram_8k_chebyshev_none.png",
+        "spectrogram_8k_chebyshev_tone.png",
     ]
     db = sqlite3.connect(wd / "mlflow.db")
     runs = {r[0] for r in db.execute("select name from runs where status='FINISHED'")}
-    assert {"workspace/evaluate", "workspace/summary"} <= runs
-    summary_params = {
-        r[0]
-        for r in db.execute(
-            "select p.key from params p join runs r on r.run_uuid = p.run_uuid where r.name = 'workspace/summary'"
-        )
-    }
-    assert {"noise.type", "filter.types", "eval.steps", "ldm.lr"} <= summary_params
-    summary_metrics = {
-        r[0]
-        for r in db.execute(
-            "select m.key from metrics m join runs r on r.run_uuid = m.run_uuid where r.name = 'workspace/summary'"
-        )
-    }
-    assert {"model_lfr.lsd", "unprocessed.lsd", "model.rtf", "model_fast_lfr.lsd", "model_fast.rtf"} <= summary_metrics
+    assert {"workspace/evaluate", "workspace"} <= runs
+
+    def logged(table: str, run: str) -> set[str]:
+        query = f"select x.key from {table} x join runs r on r.run_uuid = x.run_uuid where r.name = ?"
+        return {r[0] for r in db.execute(query, (run,))}
+
+    # the pipeline run holds every param and the headline metrics, in / hierarchies, timings apart
+    assert {"noise.type", "filter.types", "eval.steps", "ldm.lr"} <= logged("params", "workspace")
+    headline_keys = {"model_lfr/lsd", "unprocessed/lsd", "model_fast_lfr/lsd", "time/rtf/model", "time/rtf/model_fast"}
+    assert headline_keys <= logged("metrics", "workspace")
+    assert not any("." in k for k in logged("metrics", "workspace"))
+    assert {"model_lfr/lsd_by_cutoff/4k", "time/duration_s"} <= logged("metrics", "workspace/evaluate")
 
 
 @pytest.mark.slow

@@ -97,8 +97,13 @@ def test_mlflow_server_shows_the_pipeline_runs(project, tmp_path) -> None:
         assert len(history) >= 1 and all(m["step"] > 0 for m in history)
         ev = by_name["workspace/evaluate"]["info"]["run_id"]
         files = {f["path"] for f in get(base, "/api/2.0/mlflow/artifacts/list", run_id=ev)["files"]}
-        # tables as MLflow tables, and the spectrograms at the root where the compare view finds them
-        assert {"audio", "eval_by_condition.json", "spectrogram_4k_chebyshev_none.png"} <= files
+        assert {"audio", "spectrograms", "tables"} <= files
+        # the pipeline run: tables as MLflow tables and the examples at the root, where the compare view
+        # lines up the files two runs share
+        files = {
+            f["path"] for f in get(base, "/api/2.0/mlflow/artifacts/list", run_id=parent["info"]["run_id"])["files"]
+        }
+        assert {"eval_by_condition.json", "spectrogram_4k_chebyshev_none.png", "4k_chebyshev_none_output.wav"} <= files
         assert "spectrogram_8k_boxcar_none.png" in files and "spectrogram_8k_chebyshev_tone.png" in files
         folder = get(base, "/api/2.0/mlflow/artifacts/list", run_id=ev, path="audio/4k_chebyshev_none")["files"]
         audio = [f["path"] for f in folder]

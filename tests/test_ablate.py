@@ -1,0 +1,80 @@
+"""The ablation study's plan (which seeds an experiment varies, from the real dvc.yaml) and its statistics
+(paired bootstrap intervals, checked against cases where the answer is known)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audiosr import ablate, stats
+from tests.conftest import ROOT
+
+
+def test_seed_params_are_those_of_the_stages_an_override_reruns() -> None:
+    # noise.type re-runs degrade (the `seed` of its draws), train_ldm and distill; never the evaluation's
+    assert ablate.seed_params("noise.type=tone", ROOT) == ["distill.seed", "ldm.seed", "seed"]
+    assert ablate.seed_params("filter.types=[boxcar]", ROOT) == ["distill.seed", "ldm.seed", "seed"]
+    assert ablate.seed_params("ldm.lr=0.001", ROOT) == ["distill.seed", "ldm.seed"]
+    assert ablate.seed_params("vocoder.stft_weight=0", ROOT) == ["vocoder.seed"]
+    assert ablate.seed_params("eval.clips=4", ROOT) == []
+
+
+def test_plan_names_every_seed_and_the_baseline_replicates() -> None:
+    experiments = ablate.plan(["noise-tone"], 3, ROOT)
+    assert list(experiments) == [
+        "noise-tone",
+        "baseline-seed1",
+        "noise-tone-seed1",
+        "baseline-seed2",
+        "noise-tone-seed2",
+    ]
+    assert experiments["noise-tone"] == ["noise.type=tone"]  # seed 0: the params as they are
+    assert experiments["baseline-seed2"] == ["distill.seed=2", "ldm.seed=2", "seed=2"]
+    assert experiments["noise-tone-seed1"] == ["noise.type=tone", "distill.seed=1", "ldm.seed=1", "seed=1"]
+    assert ablate.group_name("noise-tone-seed2") == ("noise-tone", 2)
+    assert ablate.group_name("workspace") == ("baseline", 0)
+    assert ablate.group_name("noise-tone") == ("noise-tone", 0)
+
+
+def test_paired_interval_finds_a_shift_hidden_in_item_noise() -> None:
+    """Items vary a lot (sd 0.5) but the paired difference is a shift of 0.05 with sd 0.1: the interval
+    holds 0.05, excludes zero, and is as wide as the normal approximation says (1.96 · 0.1 / √n)."""
+    rng = np.random.default_rng(1)
+    n = 400
+    base = 1.5 + 0.5 * rng.standard_normal(n)
+    other = base + 0.05 + 0.1 * rng.standard_normal(n)
+    d = stats.paired_difference(base, other, n_boot=4000)
+    assert d.low < 0.05 < d.high and d.significant
+    expected = 2 * 1.96 * np.std(other - base, ddof=1) / np.sqrt(n)
+    assert (d.high - d.low) == pytest.approx(expected, rel=0.1)
+    # no shift: the interval holds zero and nothing is marked
+    same = stats.paired_difference(base, base + 0.1 * rng.standard_normal(n))
+    assert same.low < 0 < same.high and not same.significant and not str(same).endswith("*")
+    # unpaired noise of the same size would hide the shift: pairing is what makes it visible
+    assert (d.high - d.low) < 0.5 * 2 * 1.96 * 0.5 * np.sqrt(2 / n)
+
+
+def test_seed_noise_widens_the_interval() -> None:
+    """Three training seeds whose means differ by ±0.1: a difference of 0.05 is no longer resolved."""
+    rng = np.random.default_rng(2)
+    items = 1.5 + 0.5 * rng.standard_normal(300)
+    offsets = np.array([[-0.1], [0.0], [0.1]])
+    base = items + offsets + 0.02 * rng.standard_normal((3, 300))
+    other = items + 0.05 + offsets[::-1] * 0.9 + 0.02 * rng.standard_normal((3, 300))
+    one_seed = stats.paired_difference(base[1], other[1])
+    three = stats.paired_difference(base, other)
+    assert one_seed.significant and not three.significant
+    assert three.high - three.low > 5 * (one_seed.high - one_seed.low)
+    # items missing on one side (a metric that was not computed) are left out, not propagated as NaN
+    holes = other.copy()
+    holes[:, :10] = np.nan
+    assert np.isfinite(stats.paired_difference(base, holes).delta)
+
+
+def test_item_matrix_refuses_different_items() -> None:
+    table = pd.DataFrame(
+        {"system": "model_lfr", "cutoff_hz": [4000.0, 8000.0], "filter": "boxcar", "noise": "none", "clip": 0}
+    ).assign(lsd=[1.0, 2.0])
+    values, index = stats.item_matrix([table, table.iloc[::-1]], "model_lfr", "lsd")
+    assert values.tolist() == [[1.0, 2.0], [1.0, 2.0]] and len(index) == 2  # order does not matter
+    with pytest.raises(ValueError, match="different items"):
+        stats.item_matrix([table, table.assign(clip=1)], "model_lfr", "lsd")
