@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.install-stamp
 
-.PHONY: install run test lint bench ui ablations clean-venv debian-packages
+.PHONY: install run test lint bench ui ui-check ablations clean-venv debian-packages
 
 install: $(STAMP)
 
@@ -62,6 +62,12 @@ UI_PORT ?= 5000
 ui: $(STAMP)
 	@echo "MLflow UI: http://127.0.0.1:$(UI_PORT)  (store: sqlite:///$(CURDIR)/mlflow.db)"
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port $(UI_PORT)
+
+# the MLflow UI in headless Chromium on the project's store: checks the pages used to compare the workspace
+# with an ablation (UI_RUNS), saves their screenshots in docs/; needs Debian's chromium and chromium-driver
+UI_RUNS ?= workspace noise-tone
+ui-check: $(STAMP)
+	$(BIN)/python -m tests.mlflow_browser --store mlflow.db --runs $(UI_RUNS) --screenshots docs
 
 clean-venv:
 	rm -rf $(VENV)

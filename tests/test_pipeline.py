@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from audiosr.data.store import SegmentSet
+from tests import mlflow_browser
 from tests.conftest import ROOT, tiny_params
 
 
@@ -201,6 +202,18 @@ def test_make_ablations_with_seeds_runs_two_at_once(repo) -> None:
     run(["git", "commit", "-qm", "notes"], dest, env)
     run([sys.executable, "-m", "audiosr.ablate", "--report-only"], dest, env)
     assert (dest / "metrics/ablations.md").read_text() == md
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(mlflow_browser.available() is not None, reason=str(mlflow_browser.available()))
+def test_mlflow_ui_compares_two_experiments_in_a_browser(repo, tmp_path) -> None:
+    """The real MLflow UI in headless Chromium on the store the pipeline and an ablation wrote (`make ui-check`
+    does the same on the project's own store)."""
+    dest, _ = repo
+    with mlflow_browser.mlflow_ui(dest / "mlflow.db") as base:
+        done = mlflow_browser.check(base, ["workspace", "tone-ablation"], tmp_path)
+    assert len(done) == 5, done
+    assert all((tmp_path / f"mlflow_{n}.png").stat().st_size > 10_000 for n in ("runs", "compare", "registry"))
 
 
 @pytest.mark.slow
