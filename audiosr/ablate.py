@@ -110,17 +110,24 @@ def run_experiments(experiments: dict[str, list[str]], jobs: int) -> None:
         subprocess.run(cmd + [a for o in overrides for a in ("-S", o)], check=True, capture_output=True)
     env = {**os.environ, "AUDIOSR_WORKERS": str(max(1, workers() // jobs))}
     subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], check=True, env=env, capture_output=True)
-    done: set[str] = set()
+    wait_for_queue(list(experiments))
+
+
+def wait_for_queue(names: list[str] | None = None) -> None:
+    """Wait until DVC's queue has nothing queued or running: the experiments run in its workers, so this
+    process may be stopped and started again (`--report-only` waits too). Raises when one of `names` failed."""
+    watched, done = set(names or []), set()
     while True:
         status = queue_status()
-        for name, state in status.items():
-            if name in experiments and state in ("Success", "Failed") and name not in done:
-                done.add(name)
-                print(f"ablate: {name} {state.lower()} ({len(done)}/{len(experiments)})", flush=True)
-        if not any(state in ("Queued", "Running") for state in status.values()):
+        waiting = {n for n, state in status.items() if state in ("Queued", "Running")}
+        watched |= waiting
+        for name in sorted(watched - waiting - done):
+            done.add(name)
+            print(f"ablate: {name} {status.get(name, 'gone').lower()}", flush=True)
+        if not waiting:
             break
         time.sleep(10)
-    failed = [n for n in experiments if status.get(n) == "Failed"]
+    failed = [n for n in names or [] if status.get(n) == "Failed"]
     for name in failed:
         logs = subprocess.run(["dvc", "queue", "logs", name], capture_output=True, text=True)
         print(logs.stdout[-3000:], file=sys.stderr)
@@ -313,12 +320,16 @@ def main() -> None:
         default=max(1, workers() // THREADS_PER_JOB),
         help=f"experiments at a time (default: the cores / {THREADS_PER_JOB})",
     )
-    ap.add_argument("--report-only", action="store_true", help="write the report from existing experiments")
+    ap.add_argument(
+        "--report-only", action="store_true", help="write the report from the experiments there are (after the queue)"
+    )
     args = ap.parse_args()
     if args.seeds < 1 or args.jobs < 1:
         ap.error("--seeds and --jobs must be at least 1")
     if not args.report_only:
         run_experiments(plan(args.only or list(ABLATIONS), args.seeds), args.jobs)
+    else:  # experiments still in DVC's queue (this process was stopped while they ran) are waited for
+        wait_for_queue()
     runs = groups(load_items(experiments_table()))
     text, results = report(runs, Path("metrics/ablations.md"), Path("metrics/ablations.png"))
     print(text)
