@@ -60,7 +60,7 @@ ablations: $(STAMP)
 # the MLflow UI on the project's store, on loopback only
 UI_PORT ?= 5000
 ui: $(STAMP)
-	@echo "MLflow UI: http://127.0.0.1:$(UI_PORT)  (store: sqlite:///$(CURDIR)/mlflow.db)"
+	@echo "MLflow UI: http://127.0.0.1:$(UI_PORT)/#/experiments?workflowType=machine_learning  (store: sqlite:///$(CURDIR)/mlflow.db)"
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port $(UI_PORT)
 
 # the MLflow UI in headless Chromium on the project's store: checks the pages used to compare the workspace

@@ -1,0 +1,54 @@
+"""CI's metric gate (.ci/metrics_gate.py) on the committed default run's own items: it fails on a
+significant worsening over the tolerance, and passes a re-run's noise, a small shift and a few items'
+luck."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+
+GATE = ROOT / ".ci" / "metrics_gate.py"
+
+
+@pytest.fixture()
+def repo(tmp_path) -> Path:
+    """A git repository whose last commit holds the default run's metrics/eval.json and eval_items.csv."""
+    (tmp_path / "metrics").mkdir()
+    for name in ("eval.json", "eval_items.csv"):
+        shutil.copy(ROOT / "metrics" / name, tmp_path / "metrics" / name)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t"}
+    env["GIT_COMMITTER_EMAIL"] = "t@t"
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "baseline"]):
+        subprocess.run(cmd, cwd=tmp_path, env=env, check=True)
+    return tmp_path
+
+
+def gate(repo: Path, shift) -> subprocess.CompletedProcess:
+    """Run the gate with model_lfr's LSD of the current run changed by `shift(items) -> new values`."""
+    items = pd.read_csv(ROOT / "metrics" / "eval_items.csv")
+    rows = items["system"] == "model_lfr"
+    items.loc[rows, "lsd"] = shift(items.loc[rows, "lsd"].to_numpy())
+    items.to_csv(repo / "metrics" / "eval_items.csv", index=False)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(GATE)], cwd=repo, env=env, capture_output=True, text=True)
+
+
+def test_gate_fails_on_a_real_regression_only(repo) -> None:
+    same = gate(repo, lambda x: x)
+    assert same.returncode == 0 and same.stdout.count(": ok") == 2, same.stdout
+    worse = gate(repo, lambda x: x + 0.15)
+    assert worse.returncode == 1 and "model_lfr lsd" in worse.stdout and "WORSE" in worse.stdout, worse.stdout
+    assert "model_fast_lfr" in worse.stdout  # the student is judged apart, and passes
+    # significant (every item moved) but under the tolerance: a re-run's size of difference passes
+    small = gate(repo, lambda x: x + 0.05)
+    assert small.returncode == 0 and "+0.050 [+0.050, +0.050] *" in small.stdout, small.stdout
+    # over the tolerance on average, but from three items alone: the interval holds zero, so it passes
+    n = len(pd.read_csv(ROOT / "metrics" / "eval_items.csv").query("system == 'model_lfr'"))
+    few = gate(repo, lambda x: x + (pd.Series(range(len(x))) < 3).to_numpy() * 0.13 * n / 3)
+    assert few.returncode == 0 and "Δ +0.130" in few.stdout and ": ok" in few.stdout, few.stdout
