@@ -1,8 +1,8 @@
 """The run settings that are deliberately not params (params.yaml itself is read by audiosr.config).
 
 Workers and device do not change results, so they are not DVC params (they would make an
-experiment's identity depend on the machine): $AUDIOSR_WORKERS sets the worker count (default:
-every core).
+experiment's identity depend on the machine): $AUDIOSR_WORKERS sets how many cores a stage uses, as
+worker processes (data stages, evaluation) or torch threads (training; default: every core).
 """
 
 from __future__ import annotations

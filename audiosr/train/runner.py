@@ -11,13 +11,13 @@ Outputs of stage train_<name>:
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from audiosr.config import LoopConfig, Params, mel_dict, to_dict
+from audiosr.params import workers
 from audiosr.tracking import stage_run
 from audiosr.train import distributed
 from audiosr.train.checkpoint import save_model
@@ -43,9 +43,8 @@ def train_stage(
     steps, seconds and samples/s summed over the invocations that trained (`loop.totals`), and how many
     there were (`invocations`, `resumes`)."""
     d = distributed.setup()
-    if d.device.type == "cpu":  # share the cores between the processes torchrun started
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        torch.set_num_threads(max(1, cores // d.world))
+    if d.device.type == "cpu":  # share the cores ($AUDIOSR_WORKERS) between the processes torchrun started
+        torch.set_num_threads(max(1, workers() // d.world))
     try:
         settings = Settings.of(cfg)
         with stage_run(f"train_{name}", logged) if d.main else contextlib.nullcontext(None) as mlflow:
