@@ -165,7 +165,10 @@ def check(base: str, names: list[str], screenshots: Path | None = None) -> list[
         ids = json.dumps([a["info"]["run_id"], b["info"]["run_id"]])
         url = f"{base}/#/compare-runs?runs={urllib.parse.quote(ids)}&experiments=[%22{experiment_id}%22]&{ML}"
         overrides = tags_b.get("overrides", "")
-        text = page(driver, url, ["Parameters", "Metrics", "Artifacts", "overrides", overrides, "gt_vocoder/lsd"])
+        keys = [{m["key"] for m in r["data"]["metrics"]} for r in (a, b)]
+        first = sorted(keys[0] & keys[1])[0]  # the metrics table lists them sorted, the first rows shown
+        assert "model_lfr/lsd" in keys[0] & keys[1], "the pipeline runs have no headline metric model_lfr/lsd"
+        text = page(driver, url, ["Parameters", "Metrics", "Artifacts", "overrides", overrides, first])
         close_assistant(driver)
         assert "No common artifacts to display" not in text, "the compare view finds no common artifacts"
         done.append(f"compare view: overrides {overrides!r}, metrics in / sections, common artifacts")
@@ -213,6 +216,9 @@ def check(base: str, names: list[str], screenshots: Path | None = None) -> list[
             },
         )["runs"]
         for child in children:
+            stage = {t["key"]: t["value"] for t in child["data"]["tags"]}.get("stage", "")
+            if not stage.startswith("train_"):  # a data stage's counts are per split ("train/segments")
+                continue
             for m in child["data"].get("metrics", []):
                 if m["key"].startswith(("val/", "train/")):
                     history = api(base, "metrics/get-history", run_id=child["info"]["run_id"], metric_key=m["key"])
