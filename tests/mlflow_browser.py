@@ -170,6 +170,8 @@ def check(base: str, names: list[str], screenshots: Path | None = None) -> list[
         assert "model_lfr/lsd" in keys[0] & keys[1], "the pipeline runs have no headline metric model_lfr/lsd"
         text = page(driver, url, ["Parameters", "Metrics", "Artifacts", "overrides", overrides, first])
         close_assistant(driver)
+        for section in ("Parameters", "Metrics", "Tags"):  # what a user ticks first: only what differs
+            driver.find_element("css selector", f"button[aria-label='{section} - Show diff only']").click()
         assert "No common artifacts to display" not in text, "the compare view finds no common artifacts"
         done.append(f"compare view: overrides {overrides!r}, metrics in / sections, common artifacts")
         # open an example spectrogram in the artifact comparison, then the page with it
@@ -188,11 +190,13 @@ def check(base: str, names: list[str], screenshots: Path | None = None) -> list[
         ]
         assert len(images) >= 2, "the spectrogram did not open side by side for both runs"
         done.append(f"compare view: {shown} shown side by side ({len(images)} images)")
-        if screenshots:
-            header = driver.find_element("xpath", "//*[text()='Artifacts']")
-            driver.execute_script("arguments[0].scrollIntoView({block: 'start'}); window.scrollBy(0, -300);", header)
-            time.sleep(1)
+        if screenshots:  # the whole compare page: a window as tall as its content
+            driver.set_window_size(1600, 2000)
+            top = driver.find_element("xpath", "//*[starts-with(text(), 'Comparing ')]")
+            driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", top)
+            time.sleep(2)
             driver.save_screenshot(str(screenshots / "mlflow_compare.png"))
+            driver.set_window_size(1600, 1000)
         # 3. the registry: versions tagged with their experiment, the baseline's alias
         text = page(driver, f"{base}/#/models/audiosr?{ML}", ["audiosr", "Version"])
         close_assistant(driver)
