@@ -166,7 +166,7 @@ def experiments_table() -> pd.DataFrame:
 
 def load_items(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Each experiment's metrics/eval_items.csv (from its git commit; the workspace's from disk)."""
-    items = {}
+    items, old = {}, []
     for name, rev in table["rev"].items():
         if rev == WORKSPACE:
             path = Path("metrics/eval_items.csv")
@@ -177,7 +177,9 @@ def load_items(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
         if text is not None:
             items[name] = pd.read_csv(io.StringIO(text))
         else:
-            print(f"ablate: {name} has no metrics/eval_items.csv (run before it existed); left out", file=sys.stderr)
+            old.append(name)
+    if old:
+        print(f"ablate: left out {', '.join(old)}: no metrics/eval_items.csv (run before it existed)", file=sys.stderr)
     return items
 
 
