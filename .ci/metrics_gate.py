@@ -2,7 +2,8 @@
 teacher's (`model_lfr`) and the one-step student's (`model_fast_lfr`, what `audiosr upsample` outputs).
 
 Compares metrics/eval_items.csv in the workspace (just made by `dvc repro`) with the committed one, item by
-item (the same conditions and clips), with a 95 % paired bootstrap interval (audiosr.stats). A system fails
+item (the same conditions and clips), with a 95 % paired bootstrap interval over conditions and clips
+(audiosr.stats). A system fails
 when both hold:
 - the interval lies above zero (the worsening is not the luck of a few items), and
 - the difference is over TOLERANCE.
@@ -47,12 +48,12 @@ def main() -> int:
         pair = None
         if base_items is not None:
             try:
-                pair, _ = stats.item_matrix([pd.read_csv(io.StringIO(base_items)), now_items], system, METRIC)
+                pair, index = stats.item_matrix([pd.read_csv(io.StringIO(base_items)), now_items], system, METRIC)
             except ValueError:  # the eval block changed: the items are not the same
                 pass
         if pair is not None:
             base, now = pair
-            d = stats.paired_difference(base, now)
+            d = stats.paired_difference(base, now, *stats.crossed(index))
             worse = bool(d.low > 0 and d.delta > TOLERANCE)
             shown = f"Δ {d} over {len(base)} items"
         else:

@@ -12,7 +12,8 @@ With `--seeds N`, each runs N times with the seeds of the stages it re-runs set 
 
 The report, metrics/ablations.md and metrics/ablations.png, gives per experiment the mean over its seeds,
 the spread between seeds, and the difference to the baseline with a 95 % paired bootstrap interval over
-the evaluation's items (audiosr.stats), marked * where the interval excludes zero. The same figures go
+the evaluation's conditions, clips and training seeds (audiosr.stats), marked * where the interval
+excludes zero. The same figures go
 to each experiment's MLflow pipeline run.
 """
 
@@ -206,6 +207,7 @@ def compare(runs: dict[str, dict[int, pd.DataFrame]], metric: str, cutoff: float
     """Per group: mean, seed spread and the difference to the baseline (with its interval) of `metric`."""
     base, index = stats.item_matrix(list(runs[BASELINE].values()), SYSTEM, metric)
     mask = None if cutoff is None else index.get_level_values("cutoff_hz").to_numpy(float) == cutoff
+    conditions, clips = stats.crossed(index)
     out = {}
     for group, seeds in runs.items():
         values, other_index = stats.item_matrix(list(seeds.values()), SYSTEM, metric)
@@ -217,7 +219,7 @@ def compare(runs: dict[str, dict[int, pd.DataFrame]], metric: str, cutoff: float
             "seeds": len(seeds),
             "mean": float(np.mean(per_seed)),
             "spread": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else float("nan"),
-            "diff": None if group == BASELINE else stats.paired_difference(base, values, mask=mask),
+            "diff": None if group == BASELINE else stats.paired_difference(base, values, conditions, clips, mask),
         }
     return out
 
@@ -238,8 +240,9 @@ def report(runs: dict[str, dict[int, pd.DataFrame]], out_md: Path, out_png: Path
     text = (
         f"Ablations: `{SYSTEM}` headline metrics on the fixed evaluation protocol ({n_items} items: condition × "
         "clip), the mean over each experiment's training seeds ± their standard deviation, and the "
-        "difference to the baseline with a 95 % paired bootstrap interval (items, and seeds where there "
-        "are several); * marks an interval that excludes zero. LSD: lower is better.\n\n" + "\n".join(lines) + "\n"
+        "difference to the baseline with a 95 % paired bootstrap interval (drawing conditions, clips and, "
+        "where there are several, training seeds); * marks an interval that excludes zero. LSD: lower is "
+        "better.\n\n" + "\n".join(lines) + "\n"
     )
     out_md.write_text(text)
     _plot(runs, out_png)

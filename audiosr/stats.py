@@ -1,9 +1,11 @@
 """Paired comparisons of two systems or experiments on the evaluation's items, with bootstrap intervals.
 
 An item is one (condition, clip) of the fixed protocol, the same for every experiment, so a difference is
-taken item by item (paired) and the interval comes from resampling items. Where an experiment was trained
-with several seeds, each replicate also resamples its seeds, so the interval carries the training noise
-as well as the choice of test items.
+taken item by item (paired). The evaluation plays the same few clips under every condition, and a model
+change can help one clip and hurt another (measured: README, Experiments and ablations), so items are not
+exchangeable: each bootstrap replicate draws the conditions and, apart, the clips (a crossed design; the
+items of a replicate are every drawn condition × every drawn clip). Where an experiment was trained with
+several seeds, each replicate also draws each side's seeds, so the interval carries the training noise too.
 """
 
 from __future__ import annotations
@@ -43,29 +45,48 @@ def item_matrix(tables: list[pd.DataFrame], system: str, metric: str) -> tuple[n
     return np.stack([s.to_numpy(float) for s in series]), series[0].index
 
 
+def crossed(index: pd.MultiIndex) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of each item's condition and clip, for `paired_difference`."""
+    frame = index.to_frame(index=False)
+    condition = frame[ITEM[:-1]].astype(str).agg("|".join, axis=1)
+    return pd.factorize(condition)[0], pd.factorize(frame["clip"])[0]
+
+
 def paired_difference(
-    base: np.ndarray, other: np.ndarray, n_boot: int = 2000, seed: int = 0, mask: np.ndarray | None = None
+    base: np.ndarray,
+    other: np.ndarray,
+    conditions: np.ndarray | None = None,
+    clips: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
 ) -> Difference:
     """mean(other) - mean(base) over seeds and items ((seeds, items) arrays on the same items), with a
-    percentile bootstrap interval: each replicate draws items (the same for both) and, per side, seeds.
-    `mask` keeps a subset of the items (one cutoff, say). Items that are NaN on either side are left out."""
+    percentile bootstrap interval. Each replicate draws the conditions and the clips (codes per item, from
+    `crossed`; without them every item is its own condition and there is one clip), the same for both
+    sides, and each side's seeds. `mask` keeps a subset of the items (one cutoff, say). Items that are NaN
+    on either side are left out."""
     base, other = np.atleast_2d(base), np.atleast_2d(other)
-    if base.shape[1] != other.shape[1]:
-        raise ValueError(f"{base.shape[1]} items against {other.shape[1]}: the sides must share their items")
+    n = base.shape[1]
+    if other.shape[1] != n:
+        raise ValueError(f"{n} items against {other.shape[1]}: the sides must share their items")
+    conditions = np.arange(n) if conditions is None else np.asarray(conditions)
+    clips = np.zeros(n, int) if clips is None else np.asarray(clips)
     keep = ~(np.isnan(base).any(0) | np.isnan(other).any(0))
     if mask is not None:
         keep &= mask
-    base, other = base[:, keep], other[:, keep]
-    if base.shape[1] == 0:
+    if not keep.any():
         return Difference(float("nan"), float("nan"), float("nan"))
+    base, other = base[:, keep], other[:, keep]
+    conditions, clips = pd.factorize(conditions[keep])[0], pd.factorize(clips[keep])[0]
     rng = np.random.default_rng(seed)
-    items = rng.integers(0, base.shape[1], (n_boot, base.shape[1]))
 
-    def resampled(x: np.ndarray) -> np.ndarray:
-        seeds = rng.integers(0, len(x), (n_boot, len(x)))
-        per_seed_item = x[seeds[:, :, None], items[:, None, :]]  # (n_boot, seeds, items)
-        return per_seed_item.mean((1, 2))
+    def counts(k: int) -> np.ndarray:  # (n_boot, k): how often each of k units is drawn in a replicate
+        return rng.multinomial(k, np.full(k, 1 / k), size=n_boot).astype(float)
 
-    boot = resampled(other) - resampled(base)
+    weight = counts(conditions.max() + 1)[:, conditions] * counts(clips.max() + 1)[:, clips]  # (n_boot, items)
+    per_item = (counts(len(other)) @ other) / len(other) - (counts(len(base)) @ base) / len(base)
+    total = weight.sum(1)
+    boot = (weight * per_item).sum(1)[total > 0] / total[total > 0]
     low, high = np.quantile(boot, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
     return Difference(float(other.mean() - base.mean()), float(low), float(high))

@@ -78,3 +78,27 @@ def test_item_matrix_refuses_different_items() -> None:
     assert values.tolist() == [[1.0, 2.0], [1.0, 2.0]] and len(index) == 2  # order does not matter
     with pytest.raises(ValueError, match="different items"):
         stats.item_matrix([table, table.assign(clip=1)], "model_lfr", "lsd")
+
+
+def test_clips_that_disagree_are_not_a_finding() -> None:
+    """The measured case (README): a change that helps one clip (-0.06) and hurts the other (+0.11) under
+    every condition. Items alone call the mean (+0.025) significant; drawing clips too does not."""
+    rng = np.random.default_rng(3)
+    index = pd.MultiIndex.from_product(
+        [
+            [2e3, 4e3, 8e3, 12e3, 16e3],
+            ["boxcar", "elliptic", "butterworth", "chebyshev"],
+            ["none", "tone", "gaussian"],
+            [0, 199],
+        ],
+        names=stats.ITEM,
+    )
+    clip = index.get_level_values("clip").to_numpy()
+    base = 1.5 + 0.3 * rng.standard_normal(len(index))
+    other = base + np.where(clip == 0, -0.06, 0.11) + 0.02 * rng.standard_normal(len(index))
+    by_items = stats.paired_difference(base, other)
+    by_design = stats.paired_difference(base, other, *stats.crossed(index))
+    assert by_items.significant and not by_design.significant
+    assert by_design.low < -0.05 and by_design.high > 0.1  # the two clips' own differences bound it
+    conditions, clips = stats.crossed(index)  # 60 conditions of 2 clips
+    assert conditions.max() + 1 == 60 and sorted(set(clips)) == [0, 1]
