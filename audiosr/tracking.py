@@ -78,7 +78,8 @@ def flatten(params: dict, prefix: str = "") -> dict[str, str]:
 
 def _experiment_id(mlflow) -> str:
     name = os.environ.get("AUDIOSR_MLFLOW_EXPERIMENT", EXPERIMENT)
-    # opens on its runs table in the UI (MLflow 3 otherwise may open an experiment on its GenAI pages)
+    # the experiment's kind, for UIs that open an experiment by it (MLflow 3.17 follows its own
+    # "Model training / GenAI" switch instead: the README and `make ui` give the address that sets it)
     tags = {"mlflow.experimentKind": "custom_model_development"}
     exp = mlflow.get_experiment_by_name(name)
     if exp is None:
@@ -137,10 +138,6 @@ def overrides(params: dict, rev: str) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(now.items()) if base.get(k) != v)
 
 
-def _pipeline_filter(exp_name: str) -> str:
-    return f"tags.`{KIND}` = 'pipeline' and tags.`dvc.exp_name` = '{exp_name}' and attributes.status = 'RUNNING'"
-
-
 def pipeline_run(mlflow, experiment_id: str) -> str:
     """The id of this pipeline execution's parent run: the open one of this DVC experiment and params, or
     a new one holding every param and the overrides tag."""
@@ -151,7 +148,8 @@ def pipeline_run(mlflow, experiment_id: str) -> str:
     client = mlflow.MlflowClient()
     found = client.search_runs(
         [experiment_id],
-        f"{_pipeline_filter(exp_name)} and tags.`audiosr.params_sha` = '{fingerprint}'",
+        f"tags.`{KIND}` = 'pipeline' and tags.`dvc.exp_name` = '{exp_name}' and attributes.status = 'RUNNING' "
+        f"and tags.`audiosr.params_sha` = '{fingerprint}'",
         max_results=1,
         order_by=["attributes.start_time DESC"],
     )
