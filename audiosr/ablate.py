@@ -266,7 +266,8 @@ def _plot(runs: dict[str, dict[int, pd.DataFrame]], out_png: Path) -> None:
         diffs = [r[group]["diff"] for r in by_cutoff]
         y = np.array([d.delta for d in diffs])
         err = np.array([[d.delta - d.low for d in diffs], [d.high - d.delta for d in diffs]])
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=f"{group} ({len(runs[group])} seeds)")
+        seeds = len(runs[group])
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=f"{group} ({seeds} seed{'s' * (seeds > 1)})")
     ax.axhline(0, color="k", lw=0.8)
     ax.set(xlabel="cutoff (kHz)", ylabel="Δ LSD vs baseline", title=f"{SYSTEM}: Δ LSD with 95 % intervals")
     ax.legend(fontsize=7)
