@@ -107,12 +107,12 @@ def _condition(job: tuple) -> tuple[list[dict], dict, dict[str, float]]:
     x = degraded_input(clean, cond, cfg, seed=cfg.seed * 100_003 + k * 1009 + j)
     outs = {"unprocessed": x, **{name: wave for name, (wave, _) in refs.items()}}
     steps = {"model": cfg.steps, "model_fast": pipe.student_steps} if pipe.student is not None else {"model": cfg.steps}
-    rtf, cutoff = {}, metrics.detect_cutoff(x)
+    rtf = {}
     for system, n in steps.items():
         start = time.perf_counter()
         y = pipe.upsample(x, SAMPLE_RATE, steps=n, guidance=cfg.guidance, seed=cfg.seed, cutoff_hz=0).wave[0]
         rtf[system] = (time.perf_counter() - start) / (len(x) / SAMPLE_RATE)
-        outs[system], outs[GENERATED[system]] = y, replace_low_band(x, y, cutoff)
+        outs[system], outs[GENERATED[system]] = y, replace_low_band(x, y)
     rows = []
     for system in (s for s in SYSTEMS if s in outs):
         if system in refs:  # the perceptual scores of a reference do not depend on the condition

@@ -24,10 +24,10 @@ from audiosr.parallel import pool_map
 
 
 def _score(job: tuple) -> tuple[float, ...]:
-    """LSD of the generated signal and of its band merge at the detected cutoff (as the evaluation's),
-    and the merge's ViSQOL when asked (NaN otherwise)."""
+    """LSD of the generated signal and of its band merge (as the evaluation's), and the merge's ViSQOL
+    when asked (NaN otherwise)."""
     clean, x, y, visqol = job
-    merged = replace_low_band(x, y, metrics.detect_cutoff(x))
+    merged = replace_low_band(x, y)
     return metrics.lsd(clean, y), metrics.lsd(clean, merged), metrics.visqol(clean, merged) if visqol else np.nan
 
 

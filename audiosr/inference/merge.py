@@ -3,11 +3,11 @@
 Neighbouring windows are joined by an equal-power crossfade normalised by their correlation in the
 overlap (above the cutoff), which keeps the level for uncorrelated and for identical content alike.
 Then the input's own spectrum is kept where it carries the signal and the generated one elsewhere
-(low-frequency replacement, `merge_bands`): by default bin by bin, under the detected cutoff unless the
-input is far above the generated band and above it where the two agree (`agreement`; a fixed cut-off
-is the other choice), and STFT frames where the input is silent
-get no generated band, so silence stays silence; over a stream this gives the same samples as merging
-the whole signals at once.
+(low-frequency replacement, `merge_bands`): by default bin by bin (`agreement`), under the input's own
+band (`audiosr.inference.cutoff.Band`) unless the input is far above the generated band, and above it
+where the two agree and the input stands above its noise floor; a fixed cut-off is the other choice.
+STFT frames where the input is silent get no generated band, so silence stays silence; over a stream
+this gives the same samples as merging the whole signals at once.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from audiosr.audio import SAMPLE_RATE
+from audiosr.inference.cutoff import FLOOR_MARGIN_DB, band_of
 from audiosr.inference.stream import BLOCK, extend
 
 LFR_FFT = 2048  # low-frequency replacement STFT: Hann 2048, hop 512 (AudioSR's post-processing)
@@ -76,11 +77,12 @@ class Crossfade:
         return np.concatenate([head, body], axis=1).astype(np.float32)
 
 
-def agreement(sx: torch.Tensor, sy: torch.Tensor, below: torch.Tensor) -> torch.Tensor:
-    """STFTs (C, bins, frames) of the input and the generated signal, and (C, bins, 1) True under each
-    channel's detected cutoff -> (C, bins, frames) bool, the input's bins to keep: where its local power
-    lies within AGREE_DB of the generated one's, and under the cutoff unless it is more than AGREE_DB[1]
-    above it (see AGREE_DB)."""
+def agreement(sx: torch.Tensor, sy: torch.Tensor, below: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
+    """STFTs (C, bins, frames) of the input and the generated signal, (C, bins, 1) True under each
+    channel's band cutoff and (C, 1, 1) its noise floor (power of a bin) -> (C, bins, frames) bool, the
+    input's bins to keep: under the cutoff unless its local power is more than AGREE_DB[1] above the
+    generated one's; above it where it lies within AGREE_DB of it and FLOOR_MARGIN_DB above the floor
+    (see AGREE_DB)."""
     power = torch.stack([sx.abs() ** 2, sy.abs() ** 2], 1)  # (C, 2, bins, frames)
 
     def mean(a: torch.Tensor, bins: int, frames: int) -> torch.Tensor:
@@ -98,6 +100,7 @@ def agreement(sx: torch.Tensor, sy: torch.Tensor, below: torch.Tensor) -> torch.
     over_time = mean(power, 0, SMOOTH_FRAMES)
     wide, own = ratio_db(mean(over_time, SMOOTH_BINS, 0)), ratio_db(over_time)
     agree = (wide >= AGREE_DB[0]) & (own >= AGREE_DB[0]) & (own <= AGREE_DB[1])
+    agree &= over_time[:, 0] >= floor * 10 ** (FLOOR_MARGIN_DB / 10)  # not the input's noise alone
     return (wide <= AGREE_DB[1]) & (agree | below)
 
 
@@ -107,12 +110,13 @@ def merge_bands(
     bins: Sequence[int],
     silence: float = 0.0,
     n_fft: int = LFR_FFT,
-    adaptive: bool = False,
+    floors: Sequence[float] | None = None,
 ) -> np.ndarray:
     """x (input), y (generated): (C, T) at 48 kHz -> (C, T) taking each STFT bin from x or from y.
 
-    Per channel, x's bins below bins[c] are kept (a fixed cut-off; 0: y alone); `adaptive` keeps instead
-    those that agree with y's (`agreement`, with bins[c] the detected cutoff).
+    Per channel, x's bins below bins[c] are kept (a fixed cut-off; 0: y alone); with `floors` (the
+    adaptive merge) those `agreement` keeps instead, with bins[c] the band's cutoff and floors[c] its
+    noise floor.
     STFT: Hann n_fft, hop n_fft // 4, centred. Both
     signals are first continued n_fft samples past their ends by linear prediction: the frames at the
     ends then see what the signal would have gone on to do, where a mirror image (reflect padding) puts
@@ -129,7 +133,10 @@ def merge_bands(
 
     sx, sy = stft(xt), stft(yt)  # (C, n_fft // 2 + 1, frames)
     below = torch.arange(sx.shape[1])[None, :, None] < torch.tensor(list(bins))[:, None, None]
-    keep = agreement(sx, sy, below) if adaptive else below
+    if floors is None:
+        keep = below
+    else:
+        keep = agreement(sx, sy, below, torch.tensor(list(floors), dtype=xt.dtype)[:, None, None])
     if silence > 0:
         # Parseval for an rfft: the frame's windowed energy is (|X_0|² + 2·Σ|X_k|² + |X_N/2|²) / N
         weight = torch.full((sx.shape[1], 1), 2.0, dtype=xt.dtype)
@@ -149,21 +156,28 @@ def context(adaptive: bool, n_fft: int = LFR_FFT) -> int:
 
 
 def replace_low_band(
-    original: np.ndarray, generated: np.ndarray, cutoff_hz: float, adaptive: bool = True, silence: float = SILENCE
+    original: np.ndarray, generated: np.ndarray, cutoff_hz: float | None = None, silence: float = SILENCE
 ) -> np.ndarray:
-    """Both (samples,) at 48 kHz -> (samples,): `merge_bands` of one channel at `cutoff_hz` (the detected
-    one for the adaptive merge; otherwise `original` is kept below it, AudioSR's post-processing)."""
-    return merge_bands(original[None], generated[None], [cutoff_bin(cutoff_hz, LFR_FFT)], silence, adaptive=adaptive)[0]
+    """Both (samples,) at 48 kHz -> (samples,): `merge_bands` of one channel, adaptive at the original's
+    own band (`band_of`) for cutoff_hz None, else `original` kept below cutoff_hz (AudioSR's
+    post-processing)."""
+    if cutoff_hz is not None:
+        return merge_bands(original[None], generated[None], [cutoff_bin(cutoff_hz, LFR_FFT)], silence)[0]
+    band = band_of(original)
+    return merge_bands(
+        original[None], generated[None], [cutoff_bin(band.cutoff_hz, LFR_FFT)], silence, floors=[band.floor]
+    )[0]
 
 
 class BandMerger:
-    """merge_bands over a stream: (input, generated) pushed in pieces, merged blocks out, the same
-    samples as merging the whole signals at once (each block is computed with LFR_FFT samples of
-    context on either side, starting on the STFT's hop grid, so it sees exactly the frames the whole
-    signal's STFT has there, and the frames its local averages see). The gate is SILENCE."""
+    """merge_bands over a stream (the adaptive merge with `floors`): (input, generated) pushed in pieces,
+    merged blocks out, the same samples as merging the whole signals at once (each block is computed
+    with LFR_FFT samples of context on either side, starting on the STFT's hop grid, so it sees exactly
+    the frames the whole signal's STFT has there, and the frames its local averages see). The gate is
+    SILENCE."""
 
-    def __init__(self, bins: list[int], n: int, adaptive: bool = False):
-        self.bins, self.n, self.adaptive, self.margin = bins, n, adaptive, context(adaptive)
+    def __init__(self, bins: list[int], n: int, floors: list[float] | None = None):
+        self.bins, self.n, self.floors, self.margin = bins, n, floors, context(floors is not None)
         self.x = self.y = np.zeros((len(bins), 0), np.float32)
         self.start = 0  # the buffers' first sample
         self.done = 0  # samples emitted
@@ -179,7 +193,7 @@ class BandMerger:
     def _emit(self, end: int) -> np.ndarray:
         lo, hi = max(0, self.done - self.margin), min(self.n, end + self.margin)
         part = slice(lo - self.start, hi - self.start)
-        out = merge_bands(self.x[:, part], self.y[:, part], self.bins, SILENCE, adaptive=self.adaptive)[
+        out = merge_bands(self.x[:, part], self.y[:, part], self.bins, SILENCE, floors=self.floors)[
             :, self.done - lo : end - lo
         ]
         keep = max(0, end - self.margin) - self.start

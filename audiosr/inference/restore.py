@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from audiosr.audio import SAMPLE_RATE, MelConfig, log_mel
-from audiosr.inference.cutoff import analyse
+from audiosr.inference.cutoff import Band, analyse
 from audiosr.inference.merge import LFR_FFT, SILENCE, BandMerger, Crossfade, cutoff_bin
 from audiosr.inference.model import load_networks
 from audiosr.inference.spectrogram import Spectrograms
@@ -189,7 +189,7 @@ class Pipeline:
             resampled(blocks(), sr, SAMPLE_RATE, len(x)),
             info.samples,
             cutoffs,
-            cutoff_hz is not None,
+            info.band if cutoff_hz is None else None,
             steps,
             guidance,
             seed,
@@ -245,7 +245,7 @@ class Pipeline:
                 x48,
                 info.samples,
                 cutoffs,
-                cutoff_hz is not None,
+                info.band if cutoff_hz is None else None,
                 steps,
                 guidance,
                 seed,
@@ -277,7 +277,7 @@ class Pipeline:
         x48: Iterable[np.ndarray],
         n: int,
         cutoffs: list[float],
-        fixed_cut: bool,
+        bands: list[Band] | None,
         steps: int | None,
         guidance: float,
         seed: int,
@@ -287,7 +287,8 @@ class Pipeline:
         progress: PROGRESS | None,
     ) -> Iterator[np.ndarray]:
         """Blocks (C, k) of n samples at 48 kHz -> restored blocks (C, k') of n samples in all. The input is
-        kept below `cutoffs` when `fixed_cut`, else where it agrees with the generated band."""
+        kept where it agrees with the generated band (the adaptive merge, with each channel's `bands`), or below
+        `cutoffs` (bands None)."""
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler: {sampler!r} is not one of {', '.join(SAMPLERS)}")
         if batch < 1:
@@ -301,7 +302,10 @@ class Pipeline:
         hop = seg - ov
         count = 1 + max(0, math.ceil((n - seg) / hop))
         joins = Crossfade(ov, [cutoff_bin(c, ov) for c in cutoffs])
-        merger = BandMerger([cutoff_bin(c, LFR_FFT) for c in cutoffs], n, adaptive=not fixed_cut)
+        if bands is None:
+            merger = BandMerger([cutoff_bin(c, LFR_FFT) for c in cutoffs], n)
+        else:
+            merger = BandMerger([cutoff_bin(b.cutoff_hz, LFR_FFT) for b in bands], n, [b.floor for b in bands])
         source = Cursor(x48, channels)
         per_batch = max(1, batch // channels)
         for p0 in range(0, count, per_batch):
