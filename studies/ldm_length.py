@@ -1,0 +1,105 @@
+"""How the held-out LSD moves with the diffusion model's training length: the default recipe with its
+steps (`ldm.steps`) times each multiple, each a DVC experiment `ldm-<multiple>x` run through the queue
+as `make ablations` runs them (train_ldm, distill and evaluate re-run, the warm-up and the cosine
+schedule stretched with the steps), against the workspace's own run (1x). Prints a table: per length
+the LDM's training minutes, `model` LSD (the teacher, no band merge, so the merge's version does not
+matter) and by cutoff, the student's, and the difference to 1x with its 95 % paired bootstrap interval
+(conditions x clips); writes the curve as a PNG.
+
+    python studies/ldm_length.py [--multiples 0.5 2] [--jobs 1] [--report-only] [--png studies/ldm_length.png]
+
+Run it in a checkout where `dvc repro` has run. `--report-only` waits for experiments still in the
+queue, then reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from audiosr import ablate, stats
+from audiosr.config import Params
+from audiosr.plots import close, plt  # pyplot on the headless backend
+
+SYSTEMS = ("model", "model_fast")
+
+
+def experiment(multiple: float) -> str:
+    return f"ldm-{multiple:g}x"
+
+
+def read(rev: str, path: str) -> str:
+    """A file of the workspace (rev `workspace`) or of an experiment's commit."""
+    if rev == ablate.WORKSPACE:
+        return Path(path).read_text()
+    return subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True, check=True).stdout
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--multiples", type=float, nargs="+", default=[0.5, 2.0])
+    ap.add_argument("--jobs", type=int, default=1, help="experiments at once (each gets cores / jobs)")
+    ap.add_argument("--report-only", action="store_true", help="report the experiments there are")
+    ap.add_argument("--png", default="studies/ldm_length.png")
+    args = ap.parse_args()
+    steps = Params.load().ldm.steps
+    lengths = {ablate.WORKSPACE: steps} | {experiment(m): round(steps * m) for m in args.multiples if m != 1}
+    runs = {name: [f"ldm.steps={n}"] for name, n in lengths.items() if name != ablate.WORKSPACE}
+    if args.report_only:
+        ablate.wait_for_queue()
+    else:
+        ablate.run_experiments(runs, args.jobs)
+    table = ablate.experiments_table()
+    missing = [name for name in lengths if name not in table.index]
+    if missing:
+        raise SystemExit(f"ldm_length: no finished experiment {', '.join(missing)}; run without --report-only")
+    items = {name: pd.read_csv(io.StringIO(read(table.loc[name, "rev"], "metrics/eval_items.csv"))) for name in lengths}
+    minutes = {
+        name: json.loads(read(table.loc[name, "rev"], "metrics/train_ldm.json"))["seconds"] / 60 for name in lengths
+    }
+    base = {s: stats.item_matrix([items[ablate.WORKSPACE]], s, "lsd") for s in SYSTEMS}
+    cutoffs = sorted(items[ablate.WORKSPACE]["cutoff_hz"].unique())
+    head = " | ".join(f"{c / 1000:g} kHz" for c in cutoffs)
+    print(f"| LDM steps | training (min) | model LSD | {head} | Δ model [95 % CI] | model_fast LSD | Δ model_fast |")
+    print("| ---: | ---: | ---: | " + " | ".join("---:" for _ in cutoffs) + " | ---: | ---: | ---: |")
+    rows = []
+    for name in sorted(lengths, key=lengths.get):
+        cells, row = [], {"steps": lengths[name], "minutes": minutes[name]}
+        for s in SYSTEMS:
+            values, index = stats.item_matrix([items[name]], s, "lsd")
+            conditions, clips = stats.crossed(index)
+            row[s] = float(np.nanmean(values))
+            diff = (
+                "" if name == ablate.WORKSPACE else str(stats.paired_difference(base[s][0], values, conditions, clips))
+            )
+            cells.append((row[s], diff))
+        per_cut = items[name][items[name]["system"] == "model"].groupby("cutoff_hz")["lsd"].mean()
+        rows.append(row)
+        print(
+            f"| {lengths[name]} | {minutes[name]:.1f} | {cells[0][0]:.3f} | "
+            + " | ".join(f"{per_cut[c]:.3f}" for c in cutoffs)
+            + f" | {cells[0][1]} | {cells[1][0]:.3f} | {cells[1][1]} |"
+        )
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for s in SYSTEMS:
+        ax.plot([r["steps"] for r in rows], [r[s] for r in rows], marker="o", label=s)
+    ax.set(
+        xscale="log", xlabel="diffusion model training steps (2 cores)", ylabel="LSD, held-out test (lower is better)"
+    )
+    ax.set_xticks([r["steps"] for r in rows], [f"{r['steps']}\n{r['minutes']:.0f} min" for r in rows])
+    ax.minorticks_off()
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(args.png, dpi=100)
+    close(fig)
+    print(f"curve: {args.png}")
+
+
+if __name__ == "__main__":
+    main()
