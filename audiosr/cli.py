@@ -267,6 +267,14 @@ def upsample(
             f"{DEFAULT_STEPS} steps of the teacher; more steps than the student's run the teacher."
         ),
     ] = None,
+    teacher: Annotated[
+        bool,
+        typer.Option(
+            "--teacher",
+            help="Sample with the teacher also at the student's steps: `--teacher --steps 1 --guidance 1` is the "
+            "teacher's single step, the best sampler of the small profile (README: the recipe study).",
+        ),
+    ] = False,
     guidance: Annotated[
         float, typer.Option(help="Classifier-free guidance scale of the teacher (1: none); the student's is built in.")
     ] = DEFAULT_GUIDANCE,
@@ -309,6 +317,8 @@ def upsample(
         try:
             with resolve_model(model) as path:
                 pipe = Pipeline.load(path, device or ("cuda" if torch.cuda.is_available() else "cpu"), precision)
+            if teacher:
+                pipe = pipe.teacher_only()
         except ModelError as exc:
             _fail(str(exc))
         sources = {j.src.resolve() for j in jobs}

@@ -9,7 +9,8 @@ Systems: `unprocessed` (the degraded input), `gt_vocoder` (vocoder on the clean 
 any mel pipeline), `gt_vae` (VAE round trip + vocoder), `model` (the full pipeline, no replacement)
 and `model_lfr` (with low-frequency replacement); where the model has a one-step student (the distill
 stage), `model_fast` and `model_fast_lfr` are the same for the student. `model` is the teacher at
-`eval.steps` steps. Inference runs through `audiosr.inference.Pipeline`, the object `audiosr upsample` uses.
+`eval.steps` steps and `eval.guidance` (one step: the teacher's own single step, not the student).
+Inference runs through `audiosr.inference.Pipeline`, the object `audiosr upsample` uses.
 """
 
 from __future__ import annotations
@@ -106,11 +107,14 @@ def _condition(job: tuple) -> tuple[list[dict], dict, dict[str, float]]:
     pipe, clean = _WORKER["pipe"], _WORKER["test"].audio(clip)
     x = degraded_input(clean, cond, cfg, seed=cfg.seed * 100_003 + k * 1009 + j)
     outs = {"unprocessed": x, **{name: wave for name, (wave, _) in refs.items()}}
-    steps = {"model": cfg.steps, "model_fast": pipe.student_steps} if pipe.student is not None else {"model": cfg.steps}
+    # the teacher at eval.steps (also at 1: its own single step), and the student where there is one
+    runs = {"model": (pipe.teacher_only(), cfg.steps)}
+    if pipe.student is not None:
+        runs["model_fast"] = (pipe, pipe.student_steps)
     rtf = {}
-    for system, n in steps.items():
+    for system, (p, n) in runs.items():
         start = time.perf_counter()
-        y = pipe.upsample(x, SAMPLE_RATE, steps=n, guidance=cfg.guidance, seed=cfg.seed, cutoff_hz=0).wave[0]
+        y = p.upsample(x, SAMPLE_RATE, steps=n, guidance=cfg.guidance, seed=cfg.seed, cutoff_hz=0).wave[0]
         rtf[system] = (time.perf_counter() - start) / (len(x) / SAMPLE_RATE)
         outs[system], outs[GENERATED[system]] = y, replace_low_band(x, y)
     rows = []

@@ -41,9 +41,7 @@ def _load(model: str) -> None:
 
 def _generate(job: tuple) -> np.ndarray:
     x, steps, guidance, seed = job
-    pipe = _PIPE["pipe"]
-    if steps is not None:
-        pipe.student = None  # a number of steps is the teacher's, also 1
+    pipe = _PIPE["pipe"] if steps is None else _PIPE["pipe"].teacher_only()  # a number of steps: the teacher's
     return pipe.upsample(x, SAMPLE_RATE, steps=steps, guidance=guidance, seed=seed, cutoff_hz=0).wave[0]
 
 

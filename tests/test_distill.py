@@ -114,6 +114,11 @@ def test_upsample_uses_the_student_by_default_and_the_teacher_for_more_steps(pro
     teacher = pipe.upsample(x, SAMPLE_RATE, steps=2, seed=3, batch=16).wave
     assert pipe.student.calls == 0 and pipe.unet.calls == 2 * windows  # 2 steps, guidance in one batch
     assert not np.allclose(a, teacher)
+    # teacher_only (`--teacher`, the evaluation's `model`): one step is the teacher's own, one pass unguided
+    pipe.unet.calls = 0
+    single = pipe.teacher_only().upsample(x, SAMPLE_RATE, steps=1, guidance=1.0, seed=3, batch=16).wave
+    assert pipe.student.calls == 0 and pipe.unet.calls == windows
+    assert not np.allclose(a, single)
 
 
 def test_a_model_without_student_samples_with_the_teacher(project, tmp_path) -> None:

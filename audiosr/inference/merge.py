@@ -26,11 +26,11 @@ LFR_FFT = 2048  # low-frequency replacement STFT: Hann 2048, hop 512 (AudioSR's 
 # -80 dBFS: a window whose peak is below it is not run, an STFT frame whose RMS is below it gets no generated band
 SILENCE = 1e-4
 # The adaptive merge keeps an input bin where its local level lies within AGREE_DB of the generated one's
-# (under the detected cutoff: unless it is more than AGREE_DB[1] above it); further below, the input's
-# band was filtered away (a low-pass's stop band and roll-off); further above,
-# it carries what the model took out (noise, hum). "Local": power averaged over +-SMOOTH_FRAMES STFT
-# frames and +-SMOOTH_BINS bins (Hann 2048, hop 512: +-0.5 s, +-140 Hz). Chosen on the evaluation grid
-# (README: the band merge study).
+# and, above the input's band (cutoff.Band), stands FLOOR_MARGIN_DB above its noise floor (under the band's
+# cutoff: unless it is more than AGREE_DB[1] above it); further below, the input's band was filtered away
+# (a low-pass's stop band and roll-off); further above, it carries what the model took out (noise, hum).
+# "Local": power averaged over +-SMOOTH_FRAMES STFT frames and +-SMOOTH_BINS bins (Hann 2048, hop 512:
+# +-0.5 s, +-140 Hz). Chosen on the evaluation grid (README: the band merge study).
 AGREE_DB = (-15.0, 15.0)
 SMOOTH_FRAMES = 48
 SMOOTH_BINS = 6

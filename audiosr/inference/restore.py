@@ -110,6 +110,10 @@ class Pipeline:
         bf16 = precision == "bf16" or (precision == "auto" and bf16_native(device))
         return cls(config, nets["vae"], nets["unet"], nets["vocoder"], device, bf16, nets["student"])
 
+    def teacher_only(self) -> Pipeline:
+        """The same networks without the student: every number of steps, also 1, samples with the teacher."""
+        return Pipeline(self.config, self.vae, self.unet, self.vocoder, self.device, self.bf16)
+
     def steps_for(self, steps: int | None) -> int:
         """The sampling steps a request means: None is the student's steps where there is a student,
         else DEFAULT_STEPS; a number is checked."""
