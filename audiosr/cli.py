@@ -430,7 +430,7 @@ def info(
         teacher = cfg[STUDENT]["teacher"]
         sampling = (
             f"the one-step student by default (distilled from {teacher['steps']} teacher steps at guidance "
-            f"{teacher['guidance']:g}); --steps N > {cfg[STUDENT]['sampling_steps']} runs the teacher"
+            f"{teacher['guidance']:g}); --steps N > {cfg[STUDENT]['sampling_steps']} or --teacher runs the teacher"
         )
     else:
         sampling = f"the teacher, {DEFAULT_STEPS} steps by default (no one-step student in this model)"

@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 import yaml
 from safetensors.torch import load_file
@@ -119,6 +120,24 @@ def test_upsample_uses_the_student_by_default_and_the_teacher_for_more_steps(pro
     single = pipe.teacher_only().upsample(x, SAMPLE_RATE, steps=1, guidance=1.0, seed=3, batch=16).wave
     assert pipe.student.calls == 0 and pipe.unet.calls == windows
     assert not np.allclose(a, single)
+
+
+def test_cli_teacher_flag_samples_one_teacher_step(project, tmp_path) -> None:
+    """`audiosr upsample --teacher --steps 1 --guidance 1` writes what Pipeline.teacher_only gives."""
+    wd, _ = project
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    x = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    src = tmp_path / "in.wav"
+    sf.write(str(src), x, SAMPLE_RATE, subtype="FLOAT")
+    model = wd / "models/pipeline"
+    outs = {}
+    for name, flags in {"student": [], "teacher": ["--teacher", "--steps", "1", "--guidance", "1"]}.items():
+        r = run("upsample", src, "-o", tmp_path / f"{name}.wav", "--model", model, "--precision", "fp32", *flags)
+        assert r.exit_code == 0, r.output
+        outs[name] = sf.read(str(tmp_path / f"{name}.wav"), dtype="float32")[0]
+    expected = Pipeline.load(model).teacher_only().upsample(x, SAMPLE_RATE, steps=1, guidance=1.0).wave[0]
+    np.testing.assert_allclose(outs["teacher"], expected, atol=2e-4)  # the 24-bit file's rounding
+    assert not np.allclose(outs["student"], outs["teacher"], atol=1e-3)
 
 
 def test_a_model_without_student_samples_with_the_teacher(project, tmp_path) -> None:
