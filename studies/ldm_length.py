@@ -1,10 +1,10 @@
 """How the held-out LSD moves with the diffusion model's training length: the default recipe with its
 steps (`ldm.steps`) times each multiple, each a DVC experiment `ldm-<multiple>x` run through the queue
-as `make ablations` runs them (train_ldm, distill and evaluate re-run, the warm-up and the cosine
-schedule stretched with the steps), against the workspace's own run (1x). Prints a table: per length
-the LDM's training minutes, `model` LSD (the teacher, no band merge, so the merge's version does not
-matter) and by cutoff, the student's, and the difference to 1x with its 95 % paired bootstrap interval
-(conditions x clips); writes the curve as a PNG.
+as `make ablations` runs them (train_ldm, distill and evaluate re-run; the cosine schedule spans the
+new steps, the warm-up stays), against the workspace's own run (1x). Prints a table: per length the
+LDM's training minutes (wall time: other work on the machine stretches it), `model` LSD (the teacher,
+no band merge, so the merge's version does not matter) and by cutoff, the student's, and the
+difference to 1x with its 95 % paired bootstrap interval (conditions x clips); writes the curve as a PNG.
 
     python studies/ldm_length.py [--multiples 0.5 2] [--jobs 1] [--report-only] [--png studies/ldm_length.png]
 
@@ -89,10 +89,8 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for s in SYSTEMS:
         ax.plot([r["steps"] for r in rows], [r[s] for r in rows], marker="o", label=s)
-    ax.set(
-        xscale="log", xlabel="diffusion model training steps (2 cores)", ylabel="LSD, held-out test (lower is better)"
-    )
-    ax.set_xticks([r["steps"] for r in rows], [f"{r['steps']}\n{r['minutes']:.0f} min" for r in rows])
+    ax.set(xscale="log", xlabel="diffusion model training steps", ylabel="LSD, held-out test (lower is better)")
+    ax.set_xticks([r["steps"] for r in rows], [str(r["steps"]) for r in rows])
     ax.minorticks_off()
     ax.legend()
     fig.tight_layout()
