@@ -84,7 +84,7 @@ def input_band(spectrum: np.ndarray, k: int) -> Band:
     above = np.nonzero(level > floor_db + FLOOR_MARGIN_DB)[0]
     top = above[-1] if above.size else 0
     # a Rayleigh-distributed magnitude (white noise) has mean power 4 / pi times its squared mean
-    return Band(float(max(0, min(edge, top))) * HZ_PER_BIN, 4 / np.pi * 10 ** (floor_db / 10))
+    return Band(float(max(0, min(edge, top))) * HZ_PER_BIN, float(4 / np.pi * 10 ** (floor_db / 10)))
 
 
 def band_of(wave: np.ndarray) -> Band:
