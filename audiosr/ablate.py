@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import re
 import subprocess
@@ -165,22 +166,46 @@ def experiments_table() -> pd.DataFrame:
     return table.drop_duplicates("Experiment").set_index("Experiment")
 
 
+def read_file(rev: str, path: str) -> str | None:
+    """A file of the workspace (from disk) or of an experiment's git commit; None where it has none."""
+    if rev == WORKSPACE:
+        return Path(path).read_text() if Path(path).exists() else None
+    out = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+    return out.stdout if out.returncode == 0 else None
+
+
+def protocol(lock: str | None) -> str | None:
+    """What an evaluation's numbers depend on besides the model, from a dvc.lock: the evaluate stage's
+    code and test data hashes and its params. Experiments are compared only where it is the same."""
+    stage = (yaml.safe_load(lock) or {}).get("stages", {}).get("evaluate") if lock else None
+    if stage is None:
+        return None
+    deps = {d["path"]: d.get("md5") for d in stage.get("deps", []) if d["path"] != "models/pipeline"}
+    return json.dumps([deps, stage.get("params")], sort_keys=True)
+
+
 def load_items(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Each experiment's metrics/eval_items.csv (from its git commit; the workspace's from disk)."""
-    items, old = {}, []
+    """Each experiment's metrics/eval_items.csv (from its git commit; the workspace's from disk), of the
+    experiments evaluated as the workspace is (`protocol`): an older one, evaluated by other code or
+    other eval params, is left out with a note."""
+    items, old, other = {}, [], []
+    own = protocol(read_file(WORKSPACE, "dvc.lock"))
     for name, rev in table["rev"].items():
-        if rev == WORKSPACE:
-            path = Path("metrics/eval_items.csv")
-            text = path.read_text() if path.exists() else None
-        else:
-            out = subprocess.run(["git", "show", f"{rev}:metrics/eval_items.csv"], capture_output=True, text=True)
-            text = out.stdout if out.returncode == 0 else None
-        if text is not None:
-            items[name] = pd.read_csv(io.StringIO(text))
-        else:
+        text = read_file(rev, "metrics/eval_items.csv")
+        if text is None:
             old.append(name)
+        elif rev != WORKSPACE and protocol(read_file(rev, "dvc.lock")) != own:
+            other.append(name)
+        else:
+            items[name] = pd.read_csv(io.StringIO(text))
     if old:
         print(f"ablate: left out {', '.join(old)}: no metrics/eval_items.csv (run before it existed)", file=sys.stderr)
+    if other:
+        print(
+            f"ablate: left out {', '.join(other)}: evaluated by other evaluation code or eval params than the "
+            "workspace; run them again (make ablations ONLY=...)",
+            file=sys.stderr,
+        )
     return items
 
 

@@ -4,6 +4,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from audiosr import ablate, stats
 from tests.conftest import ROOT
@@ -102,3 +103,23 @@ def test_clips_that_disagree_are_not_a_finding() -> None:
     assert by_design.low < -0.05 and by_design.high > 0.1  # the two clips' own differences bound it
     conditions, clips = stats.crossed(index)  # 60 conditions of 2 clips
     assert conditions.max() + 1 == 60 and sorted(set(clips)) == [0, 1]
+
+
+def test_protocol_tells_experiments_evaluated_by_other_code_or_params() -> None:
+    """An experiment's own model may differ (that is the ablation); the evaluation code, test data and
+    eval params may not, or its items are not comparable with the workspace's."""
+    lock = (ROOT / "dvc.lock").read_text()
+    base = ablate.protocol(lock)
+    assert base is not None and ablate.protocol(None) is None
+
+    def changed(edit) -> str | None:
+        data = yaml.safe_load(lock)
+        edit(data["stages"]["evaluate"])
+        return ablate.protocol(yaml.safe_dump(data))
+
+    def dep(stage: dict, path: str) -> dict:
+        return next(d for d in stage["deps"] if d["path"] == path)
+
+    assert changed(lambda s: dep(s, "models/pipeline").update(md5="0" * 32 + ".dir")) == base
+    assert changed(lambda s: dep(s, "audiosr/inference").update(md5="1" * 32 + ".dir")) != base
+    assert changed(lambda s: s["params"]["params.yaml"]["eval"].update(steps=20)) != base
