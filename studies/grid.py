@@ -1,5 +1,5 @@
 """What the studies share: the evaluation's items (clean clip, degraded input, condition) for a grid,
-and the model's outputs on them, computed on all cores."""
+the model's outputs on them, computed on all cores, and the plot of LSD against training length."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from audiosr.data.store import SegmentSet
 from audiosr.evaluate import Condition, degraded_input, grid, pick_clips
 from audiosr.inference.restore import Pipeline
 from audiosr.parallel import pool_map
+from audiosr.plots import close, plt  # pyplot on the headless backend
 
 _PIPE: dict = {}
 
@@ -49,3 +50,18 @@ def generate(model: str, x: np.ndarray, steps: int | None, guidance: float, seed
     """The model's output (no band merge) for each degraded input (N, T) -> (N, T): the teacher with
     `steps` steps, or the one-step student for steps None."""
     return np.stack(list(pool_map(_generate, [(xi, steps, guidance, seed) for xi in x], workers, _load, (model,))))
+
+
+def length_curve(png: str, steps: list[int], ticks: list[str], series: dict[str, list[float]], xlabel: str) -> None:
+    """LSD against training steps (log axis, one tick label per length), a line per series, as a PNG."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for label, values in series.items():
+        ax.plot(steps, values, marker="o", label=label)
+    ax.set(xscale="log", xlabel=xlabel, ylabel="LSD, held-out test (lower is better)")
+    ax.set_xticks(steps, ticks)
+    ax.minorticks_off()  # else the log axis labels minor ticks (2x10^3) beside the lengths
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    close(fig)
+    print(f"curve: {png}")

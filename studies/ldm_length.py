@@ -15,30 +15,19 @@ queue, then reports.
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import subprocess
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from grid import length_curve
 
 from audiosr import ablate, stats
 from audiosr.config import Params
-from audiosr.plots import close, plt  # pyplot on the headless backend
 
 SYSTEMS = ("model", "model_fast")
 
 
 def experiment(multiple: float) -> str:
     return f"ldm-{multiple:g}x"
-
-
-def read(rev: str, path: str) -> str:
-    """A file of the workspace (rev `workspace`) or of an experiment's commit."""
-    if rev == ablate.WORKSPACE:
-        return Path(path).read_text()
-    return subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True, check=True).stdout
 
 
 def main() -> None:
@@ -56,12 +45,13 @@ def main() -> None:
     else:
         ablate.run_experiments(runs, args.jobs)
     table = ablate.experiments_table()
-    missing = [name for name in lengths if name not in table.index]
+    items = ablate.load_items(table)  # those evaluated as the workspace is
+    missing = [name for name in lengths if name not in items]
     if missing:
-        raise SystemExit(f"ldm_length: no finished experiment {', '.join(missing)}; run without --report-only")
-    items = {name: pd.read_csv(io.StringIO(read(table.loc[name, "rev"], "metrics/eval_items.csv"))) for name in lengths}
+        raise SystemExit(f"ldm_length: no comparable experiment {', '.join(missing)}; run without --report-only")
     minutes = {
-        name: json.loads(read(table.loc[name, "rev"], "metrics/train_ldm.json"))["seconds"] / 60 for name in lengths
+        name: json.loads(ablate.read_file(table.loc[name, "rev"], "metrics/train_ldm.json"))["seconds"] / 60
+        for name in lengths
     }
     base = {s: stats.item_matrix([items[ablate.WORKSPACE]], s, "lsd") for s in SYSTEMS}
     cutoffs = sorted(items[ablate.WORKSPACE]["cutoff_hz"].unique())
@@ -86,17 +76,9 @@ def main() -> None:
             + " | ".join(f"{per_cut[c]:.3f}" for c in cutoffs)
             + f" | {cells[0][1]} | {cells[1][0]:.3f} | {cells[1][1]} |"
         )
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for s in SYSTEMS:
-        ax.plot([r["steps"] for r in rows], [r[s] for r in rows], marker="o", label=s)
-    ax.set(xscale="log", xlabel="diffusion model training steps", ylabel="LSD, held-out test (lower is better)")
-    ax.set_xticks([r["steps"] for r in rows], [str(r["steps"]) for r in rows])
-    ax.minorticks_off()
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(args.png, dpi=100)
-    close(fig)
-    print(f"curve: {args.png}")
+    xs = [r["steps"] for r in rows]
+    series = {s: [r[s] for r in rows] for s in SYSTEMS}
+    length_curve(args.png, xs, [str(n) for n in xs], series, "diffusion model training steps")
 
 
 if __name__ == "__main__":

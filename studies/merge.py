@@ -2,10 +2,11 @@
 several ways, scored per condition. Prints, per merge, the mean LSD / LSD-HF / LSD-LF and the number
 of conditions where it loses to `model` (LSD-HF) or to `unprocessed` (LSD-LF).
 
-    python studies/merge.py [--model models/pipeline] [--cache .cache/merge_study.npz] [--steps N --guidance G]
+    python studies/merge.py [--model models/pipeline] [--steps N --guidance G] [--cache FILE]
 
-The teacher runs once per (condition, clip); its outputs are cached (delete the cache after changing
-the model or the sampler), so trying a merge costs a minute.
+The teacher runs once per (condition, clip); its outputs are cached, by default in
+.cache/merge_study_<steps>x<guidance>.npz (delete it after changing the model), so trying a merge costs
+a minute.
 """
 
 from __future__ import annotations
@@ -24,15 +25,17 @@ from audiosr.inference.cutoff import band_of
 from audiosr.parallel import pool_map
 
 
-def generated(model: str, cache: Path, workers: int, steps: int | None, guidance: float | None) -> tuple:
+def generated(model: str, cache: Path | None, workers: int, steps: int | None, guidance: float | None) -> tuple:
     """(condition per item, clean, degraded, generated) over the evaluation grid, the teacher at `steps` and
-    `guidance` (default: the evaluation's); the generated signals are cached in `cache`."""
+    `guidance` (default: the evaluation's); the generated signals are cached in `cache` (default: named
+    after the sampler)."""
     cfg = eval_config()
     conds, clean, x = items(cfg)
+    steps, guidance = steps or cfg.steps, cfg.guidance if guidance is None else guidance
+    cache = cache or Path(f".cache/merge_study_{steps}x{guidance:g}.npz")
     if cache.exists():
         y = np.load(cache)["y"]
     else:
-        steps, guidance = steps or cfg.steps, cfg.guidance if guidance is None else guidance
         y = generate(model, x, steps, guidance, cfg.seed, workers)
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, y=y)
@@ -79,7 +82,7 @@ def report(df: pd.DataFrame) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="models/pipeline")
-    ap.add_argument("--cache", type=Path, default=Path(".cache/merge_study.npz"))
+    ap.add_argument("--cache", type=Path, default=None, help="the model's outputs (default: named after the sampler)")
     ap.add_argument("--steps", type=int, default=None, help="the teacher's sampling steps (default: eval.steps)")
     ap.add_argument("--guidance", type=float, default=None, help="its guidance scale (default: eval.guidance)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)

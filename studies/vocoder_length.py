@@ -16,10 +16,10 @@ import json
 import subprocess
 from pathlib import Path
 
+from grid import length_curve
 from vocoder import score
 
 from audiosr.config import Params
-from audiosr.plots import close, plt  # pyplot on the headless backend
 
 
 def main() -> None:
@@ -48,16 +48,13 @@ def main() -> None:
     print("\n| steps | training (min, 2 cores) | gt_vocoder LSD | above 8 kHz |\n| ---: | ---: | ---: | ---: |")
     for steps, minutes, lsd, hf in rows:
         print(f"| {steps} | {minutes:.1f} | {lsd:.3f} | {hf:.3f} |")
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for column, label in ((2, "gt_vocoder LSD"), (3, "above 8 kHz")):
-        ax.plot([r[0] for r in rows], [r[column] for r in rows], marker="o", label=label)
-    ax.set(xscale="log", xlabel="vocoder training steps (2 cores)", ylabel="LSD, held-out test (lower is better)")
-    ax.set_xticks([r[0] for r in rows], [f"{r[0]}\n{r[1]:.0f} min" for r in rows])
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(args.png, dpi=100)
-    close(fig)
-    print(f"curve: {args.png}")
+    length_curve(
+        args.png,
+        [r[0] for r in rows],
+        [f"{r[0]}\n{r[1]:.0f} min" for r in rows],
+        {"gt_vocoder LSD": [r[2] for r in rows], "above 8 kHz": [r[3] for r in rows]},
+        "vocoder training steps (2 cores)",
+    )
 
 
 if __name__ == "__main__":
