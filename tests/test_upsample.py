@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from audiosr.audio import SAMPLE_RATE, MelConfig, resample
 from audiosr.cli import app
+from audiosr.degrade import lowpass
 from audiosr.inference.cutoff import analyse
 from audiosr.inference.model import ModelError, log_to_mlflow, package
 from audiosr.inference.restore import Pipeline
@@ -166,6 +167,53 @@ def test_silence_stays_silence(pipe) -> None:
     assert not r.wave[0, : 20_000 - 2048].any()  # a silent stretch, up to the STFT frames that reach the music
     gen = pipe.upsample(x[:1], SAMPLE_RATE, steps=2, cutoff_hz=0).wave[0]  # the generated band alone
     assert not gen[: 20_000 - 2048].any() and np.abs(gen[20_000:]).max() > 0
+
+
+def block_rms(v: np.ndarray, n: int = 4800) -> np.ndarray:
+    """RMS of consecutive n-sample blocks (0.1 s at 48 kHz)."""
+    v = v[: len(v) // n * n]
+    return np.sqrt(np.mean(v.reshape(-1, n).astype(np.float64) ** 2, axis=1))
+
+
+def floor_model(level: float):
+    """A model that gives back its window (the low band right) plus a band of its own above 6 kHz at a
+    fixed level in every window (as a trained model's floor): restore_windows for monkeypatch."""
+
+    def restore(self, windows, steps, guidance, sampler, generators):
+        hp = torch.from_numpy(np.fft.rfftfreq(windows.shape[1], 1 / SAMPLE_RATE) > 6000)
+        noise = torch.stack([torch.randn(windows.shape[1], generator=g) for g in generators])
+        return windows + level * torch.fft.irfft(torch.fft.rfft(noise) * hp, n=windows.shape[1])
+
+    return restore
+
+
+def test_quiet_input_is_not_gated(pipe, monkeypatch) -> None:
+    """A file peaking at -85 dBFS, and a quiet stretch (-90 dB) between loud music, come out at the
+    input's level through the adaptive band merge: quiet is not silence."""
+    monkeypatch.setattr(Pipeline, "restore_windows", floor_model(1e-4))
+    x = music(2 * SAMPLE_RATE)
+    quiet = x * (10 ** (-85 / 20) / np.abs(x).max())
+    y = pipe.upsample(quiet, SAMPLE_RATE, steps=1).wave[0]
+    assert abs(np.sqrt(np.mean(y**2)) / np.sqrt(np.mean(quiet**2)) - 1) < 0.05
+    x = music(6 * SAMPLE_RATE)
+    x[2 * SAMPLE_RATE : 4 * SAMPLE_RATE] *= 10 ** (-90 / 20)
+    y = pipe.upsample(x, SAMPLE_RATE, steps=1).wave[0]
+    ratio_db = 20 * np.log10(block_rms(y) / block_rms(x))
+    steps = [19, 20, 39, 40]  # the 0.1 s blocks at the two 90 dB steps, where the merge's STFT frames spread
+    assert np.abs(np.delete(ratio_db, steps)).max() < 1.0, ratio_db
+
+
+def test_restored_band_fades_with_the_input(pipe, monkeypatch) -> None:
+    """On a fade-out from -6 to -100 dB over a second (the test's windows are 0.64 s: 60 dB in a window),
+    a model's generated band at a level of its own follows the input down and never rises above the
+    input's level."""
+    monkeypatch.setattr(Pipeline, "restore_windows", floor_model(1e-3))
+    n = SAMPLE_RATE
+    x = music(n) * (0.5 / np.abs(music(n)).max()) * 10 ** (np.linspace(-6, -100, n) / 20)
+    y = pipe.upsample(x, SAMPLE_RATE, steps=1, cutoff_hz=4000).wave[0]
+    high = y - lowpass(y, SAMPLE_RATE, "butterworth", 8, 5000.0)
+    level_db = 20 * np.log10(block_rms(high, 2400) / block_rms(x, 2400))
+    assert level_db.max() < -6.0, level_db
 
 
 @pytest.mark.parametrize("sr", [8000, 22_050, 44_100, 96_000])

@@ -6,8 +6,9 @@ Then the input's own spectrum is kept where it carries the signal and the genera
 (low-frequency replacement, `merge_bands`): by default bin by bin (`agreement`), under the input's own
 band (`audiosr.inference.cutoff.Band`) unless the input is far above the generated band, and above it
 where the two agree and the input stands above its noise floor; a fixed cut-off is the other choice.
-STFT frames where the input is silent get no generated band, so silence stays silence; over a stream
-this gives the same samples as merging the whole signals at once.
+STFT frames where the input is digitally silent get no generated band, so silence stays silence, while
+quiet input (a decay, a fade, a noise floor) keeps its restored band; over a stream this gives the same
+samples as merging the whole signals at once.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from audiosr.inference.cutoff import FLOOR_MARGIN_DB, band_of
 from audiosr.inference.stream import BLOCK, extend
 
 LFR_FFT = 2048  # low-frequency replacement STFT: Hann 2048, hop 512 (AudioSR's post-processing)
-# -80 dBFS: a window whose peak is below it is not run, an STFT frame whose RMS is below it gets no generated band
-SILENCE = 1e-4
+# Digital silence, about -140 dBFS: under the quantisation noise of any 24-bit file. A window whose peak is below
+# it is not run, an STFT frame whose RMS is below it gets no generated band. Anything louder is real signal: a
+# hi-hat low-passed at 4 kHz is nearly silent in the input and carries its band in the original.
+SILENCE = 1e-7
 # The adaptive merge keeps an input bin where its local level lies within AGREE_DB of the generated one's
 # and, above the input's band (cutoff.Band), stands FLOOR_MARGIN_DB above its noise floor (under the band's
 # cutoff: unless it is more than AGREE_DB[1] above it); further below, the input's band was filtered away

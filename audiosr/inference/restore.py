@@ -45,6 +45,14 @@ DEFAULT_GUIDANCE = 2.0
 OUTPUT_RATES = (48_000, 44_100)
 PRECISIONS = ("fp32", "bf16", "auto")
 FULL_BAND_HZ = 16_000.0  # the top of the training cutoffs: a 48 kHz input whose cutoff is above it needs no model
+# Within a window, frames more than LIFT_BELOW_DB under its loudest are lifted to that level (by at most
+# MAX_LIFT_DB) before the model and lowered again after it, so the restored band follows the input's level
+# frame by frame: the model's output has a floor of its own about 50 dB under a window's peak, which stays
+# put on a fade-out or a decay while the input falls away beneath it. The level is each mel hop's RMS,
+# held at the maximum over +-LIFT_HOLD hops, so a transient's attack is never lifted.
+LIFT_BELOW_DB = 30.0
+MAX_LIFT_DB = 60.0
+LIFT_HOLD = 5
 PROGRESS = Callable[[int, int], None]
 
 
@@ -339,7 +347,8 @@ class Pipeline:
         batch: int,
     ) -> dict[int, np.ndarray]:
         """Restore every channel's window at each position: {position: (C, seg)} at the input's level.
-        Each window is scaled to the training peak and back; a silent window is not run (zeros). A window
+        Each window is scaled to the training peak and back, its quiet frames lifted and lowered again
+        (`level_lift`); a digitally silent window is not run (zeros). A window
         reaching past the signal's end (of n samples) is filled by its continuation, not silence: a cut
         to silence is a click whose band the model would restore into the output's last milliseconds."""
         out = {p: np.zeros((source.channels, seg), np.float32) for p in positions}
@@ -351,7 +360,7 @@ class Pipeline:
             for c, w in enumerate(window):
                 peak = float(np.abs(w).max())
                 if peak >= SILENCE:
-                    todo.append((p, c, TRAINING_PEAK / peak, w))
+                    todo.append((p, c, TRAINING_PEAK / peak * level_lift(w, self.mel.hop), w))
         for i in range(0, len(todo), batch):
             chunk = todo[i : i + batch]
             windows = torch.from_numpy(np.stack([w * g for _, _, g, w in chunk]))
@@ -360,6 +369,21 @@ class Pipeline:
             for (p, c, g, _), r in zip(chunk, restored, strict=True):
                 out[p][c] = r / g
         return out
+
+
+def level_lift(w: np.ndarray, hop: int) -> np.ndarray:
+    """w: (samples,) -> (samples,) gains >= 1 that lift the frames (of `hop` samples) more than LIFT_BELOW_DB
+    under the window's loudest to that level, by at most MAX_LIFT_DB, interpolated between frame centres."""
+    n = len(w)
+    frames = -(-n // hop)
+    padded = np.zeros(frames * hop, np.float64)
+    padded[:n] = w
+    rms = np.sqrt(np.mean(padded.reshape(frames, hop) ** 2, axis=1))
+    held = np.lib.stride_tricks.sliding_window_view(np.pad(rms, LIFT_HOLD), 2 * LIFT_HOLD + 1).max(axis=1)
+    level_db = 20 * np.log10(np.maximum(held, 1e-30) / max(held.max(), 1e-30))
+    lift_db = np.clip(-LIFT_BELOW_DB - level_db, 0.0, MAX_LIFT_DB)
+    centres = (np.arange(frames) + 0.5) * hop
+    return np.interp(np.arange(n), centres, 10 ** (lift_db / 20)).astype(np.float32)
 
 
 def _window_seed(seed: int, position: int, channel: int) -> int:
