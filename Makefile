@@ -21,9 +21,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-# the recorded instruments of the default data (data.source: rendered); as root they are installed,
+# the recorded instruments of the default data (data.source: rendered) and the real recordings of the
+# evaluation (realset: a recorded guitar in hydrogen-drumkits-effects); as root they are installed,
 # otherwise the one command to run is printed
-DEB_PACKAGES := fluid-soundfont-gm hydrogen-drumkits libfluidsynth3
+DEB_PACKAGES := fluid-soundfont-gm hydrogen-drumkits hydrogen-drumkits-effects libfluidsynth3
 debian-packages:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done | tr '\n' ' '); \
 	if [ -n "$${missing% }" ]; then \

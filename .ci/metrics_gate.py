@@ -1,5 +1,7 @@
 """Fail CI when the model's LSD got significantly and materially worse than the committed baseline: the
-teacher's (`model_lfr`) and the one-step student's (`model_fast_lfr`, what `audiosr upsample` outputs).
+teacher's (`model_lfr`) and the one-step student's (`model_fast_lfr`), where the run has them; or when
+either test set (the rendered songs, `metrics/eval.json`; the real recordings, `metrics/eval_real.json`)
+has more items that come out worse than the unprocessed input than the committed run had.
 
 Compares metrics/eval_items.csv in the workspace (just made by `dvc repro`) with the committed one, item by
 item (the same conditions and clips), with a 95 % paired bootstrap interval over conditions and clips
@@ -18,6 +20,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 
@@ -25,6 +28,7 @@ from audiosr import stats
 
 TOLERANCE = 0.1
 SYSTEMS, METRIC = ("model_lfr", "model_fast_lfr"), "lsd"
+COUNTED = {"rendered": "metrics/eval.json", "real": "metrics/eval_real.json"}  # worse_than_input, per set
 
 
 def committed(path: str) -> str | None:
@@ -41,8 +45,8 @@ def main() -> int:
     now_items = pd.read_csv("metrics/eval_items.csv")
     failed = 0
     for system in SYSTEMS:
-        if system not in baseline:
-            print(f"metrics gate: {system} is not in the committed metrics/eval.json; skipped")
+        if system not in baseline or system not in current:
+            print(f"metrics gate: {system} is not in both the committed and the new metrics/eval.json; skipped")
             continue
         pair = None
         if base_items is not None:
@@ -64,7 +68,29 @@ def main() -> int:
             f"{baseline[system][METRIC]:.4f}, {shown} (fails when significant and over {TOLERANCE}): "
             f"{'WORSE' if worse else 'ok'}"
         )
-    return 1 if failed else 0
+    return 1 if failed + worse_counts() else 0
+
+
+def worse_counts() -> int:
+    """How many of SYSTEMS have more items worse than the unprocessed input than the committed run, per set."""
+    failed = 0
+    for name, path in COUNTED.items():
+        base = committed(path)
+        if base is None or not Path(path).exists():
+            print(f"metrics gate: {name} set: no committed and new {path} to compare; skipped")
+            continue
+        baseline, current = json.loads(base), json.loads(Path(path).read_text())
+        for system in SYSTEMS:
+            was, now = (side.get(system, {}).get("worse_than_input") for side in (baseline, current))
+            if was is None or now is None:
+                continue
+            worse = now > was
+            failed += worse
+            print(
+                f"metrics gate: {name} set, {system}: {now} items worse than the unprocessed input, committed "
+                f"{was} (fails when it grows): {'WORSE' if worse else 'ok'}"
+            )
+    return failed
 
 
 if __name__ == "__main__":

@@ -264,6 +264,7 @@ class AudioConfig:
     segment_seconds: float
     silence_db: float
     peak: float
+    train_stems: tuple[Literal["drums", "bass", "other", "vocals"], ...]  # also cut alone, for training
 
     def check(self, where: str) -> None:
         _require(self.segment_seconds > 0, f"{where}.segment_seconds must be positive")
@@ -299,6 +300,23 @@ class NoiseConfig:
 
 
 @dataclass(frozen=True)
+class RealsetConfig:
+    """`realset`: the real-recordings test set (audiosr.data.realset)."""
+
+    strums: str  # a folder of recorded guitar strums (FLAC)
+    strum_clips: int
+    drumkits: str  # Hydrogen kits
+    kits: tuple[str, ...]  # their single hits and sparse patterns
+    stem_songs: int  # test songs whose stems are scored alone
+    seconds: float
+    peak: float
+
+    def check(self, where: str) -> None:
+        _require(self.strum_clips >= 0 and self.stem_songs >= 0, f"{where}.strum_clips and stem_songs must be >= 0")
+        _require(self.seconds > 0 and 0 < self.peak <= 1, f"{where}.seconds must be positive and peak in (0, 1]")
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """`eval`: the fixed evaluation protocol (audiosr.evaluate)."""
 
@@ -315,9 +333,12 @@ class EvalConfig:
     precision: Literal[PRECISIONS]  # type: ignore[valid-type]
     perceptual: bool
     seed: int
+    real_cutoffs_hz: tuple[float, ...]  # the real set: every clip at each cutoff, no noise,
+    real_filters: tuple[FilterName, ...]  # the filter family cycling over clips and cutoffs
+    real_order: int
 
     def check(self, where: str) -> None:
-        for name in ("cutoffs_hz", "filters", "noises"):
+        for name in ("cutoffs_hz", "filters", "noises", "real_cutoffs_hz", "real_filters"):
             _require(len(getattr(self, name)) > 0, f"{where}.{name}: needs at least one value")
         _require(self.clips >= 1 and self.steps >= 1, f"{where}.clips and {where}.steps must be at least 1")
 
@@ -410,7 +431,10 @@ class DistillConfig(LoopConfig):
     guidance: float  # the teacher's classifier-free guidance scale, built into the student
 
     def check(self, where: str) -> None:
-        super().check(where)
+        # steps 0: no student (the distill stage writes a folder that says so, package leaves it out)
+        _require(self.steps >= 0, f"{where}.steps must be >= 0 (0: no student)")
+        if self.steps:
+            super().check(where)
         _require(self.examples >= 1, f"{where}.examples must be at least 1")
         _require(self.teacher_steps >= 2, f"{where}.teacher_steps must be at least 2 (1 is the student's own)")
         _require(self.guidance >= 1, f"{where}.guidance must be at least 1 (1: no guidance)")
@@ -500,6 +524,7 @@ class Params:
     vocoder: VocoderConfig
     ldm: LDMConfig
     distill: DistillConfig
+    realset: RealsetConfig
     eval: EvalConfig
 
     @classmethod

@@ -134,20 +134,20 @@ def octaves(cutoff_hz: float, sr: int = 48_000) -> list[tuple[float, float]]:
 
 def band_level_error(
     target: np.ndarray, estimate: np.ndarray, cutoff_hz: float, sr: int = 48_000, floor_db: float = -90.0
-) -> dict[str, float]:
+) -> list[float]:
     """The level of the estimate against the target's, in dB, in each octave band above the cutoff
-    (``octaves``): 10 log10 of the ratio of their energies over the whole clip (the LSD's STFT). Positive:
-    too bright; negative: too dull. Keyed by the band's lower edge ("4k", "8k", "16k"); a band where the
-    target has less than ``floor_db`` of its total energy (nothing to restore there) is left out."""
+    (``octaves``, in order): 10 log10 of the ratio of their energies over the whole clip (the LSD's STFT).
+    Positive: too bright; negative: too dull. NaN for a band where the target has less than ``floor_db``
+    of its total energy (nothing to restore there)."""
     t, e = _pair(target, estimate)
     n_fft, hop = lsd_stft_params(sr)
     tp, ep = _stft_mag(t, n_fft, hop).astype(np.float64) ** 2, _stft_mag(e, n_fft, hop).astype(np.float64) ** 2
-    total, out = tp.sum(), {}
+    total, out = tp.sum(), []
     for lo, hi in octaves(cutoff_hz, sr):
         mask = _bin_mask(tp.shape[1], n_fft, sr, lo, hi)
         ref, est = tp[:, mask].sum(), ep[:, mask].sum()
-        if total > 0 and ref > total * 10 ** (floor_db / 10):
-            out[f"{lo / 1000:g}k"] = float(10 * np.log10((est + 1e-30) / ref))
+        ok = total > 0 and ref > total * 10 ** (floor_db / 10)
+        out.append(float(10 * np.log10((est + 1e-30) / ref)) if ok else float("nan"))
     return out
 
 

@@ -4,13 +4,16 @@ Multi-process: torchrun --nproc_per_node N stages/distill.py
 """
 
 import hashlib
+import json
 from pathlib import Path
 
 from audiosr.config import Params, to_dict
-from audiosr.data.store import SegmentSet
+from audiosr.data.store import SegmentSet, atomic_dir
 from audiosr.models.load import load_model
 from audiosr.train.distill import DistillTask
 from audiosr.train.runner import train_stage
+
+OUT = Path("models/distill")
 
 
 def digest(path: str) -> str:
@@ -18,9 +21,21 @@ def digest(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
+def no_student() -> None:
+    """distill.steps 0: a models/distill that holds no student, and empty training metrics, for DVC's outputs."""
+    with atomic_dir(OUT) as tmp:
+        (tmp / "NO_STUDENT").write_text("distill.steps is 0: no one-step student; package leaves it out\n")
+    Path("metrics").mkdir(exist_ok=True)
+    Path("metrics/train_distill.json").write_text(json.dumps({"steps": 0}) + "\n")
+    Path("metrics/train_distill_log.csv").write_text("step,loss\n")
+    print("distill: distill.steps is 0, no student")
+
+
 def main() -> None:
     params = Params.load()
     cfg = params.distill
+    if cfg.steps == 0:
+        return no_student()
     vae_state, vae_cfg = load_model("models/vae")
     ldm_state, ldm_cfg = load_model("models/ldm")
     pairs, valid = SegmentSet.open("data/pairs/train"), SegmentSet.open("data/pairs/valid")

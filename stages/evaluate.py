@@ -9,7 +9,7 @@ from audiosr import plots
 from audiosr.audio import SAMPLE_RATE, log_mel, write
 from audiosr.config import Params, to_dict
 from audiosr.data.store import SegmentSet
-from audiosr.evaluate import evaluate, summarise
+from audiosr.evaluate import SETS, evaluate, summarise
 from audiosr.inference.model import ModelError
 from audiosr.inference.restore import Pipeline
 from audiosr.params import workers
@@ -45,18 +45,24 @@ def main() -> None:
     with stage_run("evaluate", {"eval": to_dict(cfg)}) as mlflow:
         with bar("evaluate") as progress:
             task = progress.add_task("evaluate", total=None, info="")
-            rows, examples, rtf = evaluate(
+            both, examples, rtf = evaluate(
                 "models/pipeline",
                 "data/segments/test",
                 cfg,
                 n,
                 str(device),
                 lambda d, total: progress.update(task, completed=d, total=total),
+                real_dir="data/real",
             )
+        sets = both.pop("set")
+        rows, real = (both[sets == name].reset_index(drop=True) for name in SETS)
         headline, by_condition = summarise(rows, rtf)
+        real_headline, _ = summarise(real, [])
         METRICS.mkdir(exist_ok=True)
         PLOTS.mkdir(exist_ok=True)
         (METRICS / "eval.json").write_text(json.dumps(headline, indent=2) + "\n")
+        (METRICS / "eval_real.json").write_text(json.dumps(real_headline, indent=2) + "\n")
+        real.round(4).to_csv(METRICS / "eval_real_items.csv", index=False)
         by_condition.round(4).to_csv(METRICS / "eval_by_condition.csv", index=False)
         # every (system, condition, clip) item: the ablation report's paired bootstrap resamples these
         rows.round(4).to_csv(METRICS / "eval_items.csv", index=False)
@@ -67,25 +73,28 @@ def main() -> None:
         rows.pivot_table("lsd_hf", "filter", "system", sort=False).reset_index().round(4).to_csv(
             METRICS / "eval_lsd_hf_by_filter.csv", index=False
         )
-        logged = mlflow_metrics(headline)
+        logged = mlflow_metrics(headline) | {f"real/{k}": v for k, v in mlflow_metrics(real_headline).items()}
         mlflow.log_metrics(logged)
         # the pipeline run (the parent) is what a user compares: the tables and examples go there at the
         # root, where the compare view lines up the files two runs have in common; this run keeps folders
         parent = mlflow.active_run().data.tags["mlflow.parentRunId"]
-        for name, table in (("by_condition", by_condition), ("lsd_by_cutoff", by_cutoff), ("items", rows)):
+        tables = (("by_condition", by_condition), ("lsd_by_cutoff", by_cutoff), ("items", rows), ("real_items", real))
+        for name, table in tables:
             mlflow.log_table(table.round(4), f"tables/eval_{name}.json")  # MLflow's table view
             mlflow.log_table(table.round(4), f"eval_{name}.json", run_id=parent)
         log_examples(mlflow, parent, examples, pipe)
-    close_pipeline_run({k: v for k, v in logged.items() if k.count("/") == 1 or k.startswith("time/rtf/")})
-    model = headline["model_lfr"]
-    print(
-        f"evaluate: model_lfr LSD {model['lsd']:.3f} (unprocessed {headline['unprocessed']['lsd']:.3f}, "
-        f"gt_vocoder {headline['gt_vocoder']['lsd']:.3f}), RTF {headline['model']['rtf']:.3f}"
-    )
-    if "model_fast" in headline:
-        fast = headline["model_fast_lfr"]
-        rtf = headline["model_fast"]["rtf"]
-        print(f"evaluate: model_fast_lfr (the one-step student) LSD {fast['lsd']:.3f}, RTF {rtf:.3f}")
+    close_pipeline_run({k: v for k, v in logged.items() if k.count("/") == 1 + k.startswith("real/") or "rtf/" in k})
+    for name, result in zip(SETS, (headline, real_headline), strict=True):
+        for system in ("model_lfr", "model_fast_lfr"):
+            if system in result:
+                values = result[system]
+                print(
+                    f"evaluate: {name} set, {system} LSD {values['lsd']:.3f} (unprocessed "
+                    f"{result['unprocessed']['lsd']:.3f}), worse than the input on {values['worse_than_input']} of "
+                    f"{len(real if name == 'real' else rows) // len(result)} items, restored band "
+                    f"{values['level_db']:+.1f} dB (mean absolute {values['level_abs_db']:.1f})"
+                )
+    print(f"evaluate: RTF {headline['model']['rtf']:.3f} (model)")
 
 
 def mlflow_metrics(headline: dict) -> dict[str, float]:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from audiosr.config import Params, mel_dict, to_dict
-from audiosr.data.segments import segment_split
+from audiosr.data.segments import segment_split, with_stems
 from audiosr.data.split import SPLITS
 from audiosr.data.store import atomic_dir
 from audiosr.params import workers
@@ -24,8 +24,11 @@ def main() -> None:
         atomic_dir("data/segments") as tmp,
     ):
         for name in SPLITS:
+            tracks = manifest.loc[split[name]]
+            if name == "train":  # the stems alone too: solo, sparse and dark material the mixtures never are
+                tracks = with_stems(tracks, audio.train_stems, repo_root())
             counts = segment_split(
-                manifest.loc[split[name]],
+                tracks,
                 tmp / name,
                 repo_root(),
                 audio,

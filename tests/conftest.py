@@ -15,6 +15,8 @@ import soundfile as sf
 import yaml
 
 from audiosr.audio import MelConfig
+from audiosr.config import RealsetConfig, block
+from audiosr.data.realset import build
 from audiosr.data.segments import degrade_split, segment_split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,8 +39,11 @@ def tiny_params() -> dict:
     )
     p["ldm"].update(steps=6, batch=4, crop_frames=32, validate_every=3, width=16, heads=2)
     p["distill"].update(steps=4, batch=2, crop_frames=32, examples=6, teacher_steps=2, validate_every=2)
+    # the real set without Debian packages: the stems of one test song (the synthetic source writes them)
+    p["realset"].update(strum_clips=0, kits=[], stem_songs=1, seconds=1.0)
     p["eval"].update(
         cutoffs_hz=[4000, 8000],
+        real_cutoffs_hz=[4000, 8000],
         filters=["chebyshev", "boxcar"],
         noises=["none", "tone"],
         clips=2,
@@ -72,12 +77,26 @@ def tone_tracks(folder: Path, n: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def recordings(folder: Path) -> None:
+    """Two 1.5 s 'recordings' at 96 kHz / 24 bit: a burst of noise decaying into silence, a plucked tone."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    t = np.arange(int(1.5 * 96_000)) / 96_000
+    burst = rng.standard_normal(len(t)) * np.exp(-t / 0.1)
+    pluck = sum(np.sin(2 * np.pi * 196 * k * t) / k for k in range(1, 40)) * np.exp(-t / 0.4)
+    for name, x in (("burst", burst), ("pluck", pluck)):
+        sf.write(folder / f"{name}.flac", 0.5 * x / np.abs(x).max(), 96_000, subtype="PCM_24")
+
+
 @pytest.fixture(scope="session")
 def project(tmp_path_factory) -> tuple[Path, dict]:
     """A working folder with params.yaml, data/{segments,pairs}, models/{vae,vocoder,ldm,distill,pipeline},
     metrics/ and an MLflow store, made by the real stages on tiny params."""
     wd = tmp_path_factory.mktemp("project")
     params = tiny_params()
+    # the real set from recordings made here: a decaying noise burst and a plucked tone, as FLAC at 96 kHz
+    params["realset"].update(strums=str(wd / "recordings"), strum_clips=2, stem_songs=0)
+    recordings(wd / "recordings")
     (wd / "params.yaml").write_text(yaml.safe_dump(params))
     mel = MelConfig.from_params(params["mel"])
     tracks = tone_tracks(wd, 5)
@@ -101,6 +120,8 @@ def project(tmp_path_factory) -> tuple[Path, dict]:
         "PYTHONPATH": str(ROOT),
         "AUDIOSR_DEVICE": "cpu",
     }
+    no_songs = pd.DataFrame(columns=["track", "status", "path"])
+    build(block(RealsetConfig, params["realset"], "realset"), no_songs, {"test": []}, wd, wd / "data/real")
     for name in ("train_vae", "train_vocoder", "train_ldm", "distill", "package"):
         run_stage(stage(name), wd, env)
     return wd, env

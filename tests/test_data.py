@@ -10,12 +10,12 @@ import soundfile as sf
 
 from audiosr.audio import AudioError, MelConfig, from_int16, log_mel
 from audiosr.data import sources
-from audiosr.data.segments import degrade_split, segment_split
+from audiosr.data.segments import degrade_split, segment_split, with_stems
 from audiosr.data.split import make_split
 from audiosr.data.store import SegmentSet, atomic_dir
 
 MEL = MelConfig(n_mels=32)
-AUDIO = {"segment_seconds": 0.64, "silence_db": -50.0, "peak": 0.5}
+AUDIO = {"segment_seconds": 0.64, "silence_db": -50.0, "peak": 0.5, "train_stems": []}
 FILTER = {"types": ["chebyshev", "elliptic", "butterworth", "boxcar"], "order": [2, 10], "cutoff_hz": [2000, 16000]}
 NOISE = {"type": "mixed", "tone_amplitude": [0.001, 0.2], "tone_hz": [100, 15000], "gaussian_amplitude": [0.001, 0.1]}
 
@@ -197,6 +197,26 @@ def test_segment_split(tmp_path) -> None:
         assert np.abs(seg.audio(i)).max() == pytest.approx(0.5, abs=1e-4)
         np.testing.assert_allclose(seg.mel[i], log_mel(from_int16(seg.wave[i]), MEL).numpy(), atol=2e-2)
     assert seg.meta["mel"]["n_mels"] == 32 and seg.meta["segment_samples"] == 30_720
+
+
+def test_training_stems_are_cut_alone_too(tmp_path) -> None:
+    """audio.train_stems: each track's stems beside its mixture become tracks of their own, silent parts
+    of a stem skipped as any track's; a source without them is an error naming the track and the param."""
+    (tmp_path / "song").mkdir()
+    mix = music(2.0, 48_000, 0)
+    bass = music(2.0, 48_000, 1)
+    bass[:, bass.shape[1] // 2 :] = 0  # a bass that rests for the second second
+    for name, x in (("mixture", mix), ("bass", bass), ("drums", music(2.0, 48_000, 2))):
+        sf.write(tmp_path / "song" / f"{name}.wav", x.T, 48_000)
+    tracks = pd.DataFrame([{"track": "song", "path": str(tmp_path / "song" / "mixture.wav")}])
+    both = with_stems(tracks, ("bass", "drums"), tmp_path)
+    assert list(both.track) == ["song", "song/bass", "song/drums"]
+    counts = segment_split(both, tmp_path / "seg", tmp_path, AUDIO, MEL, workers=1)
+    index = SegmentSet.open(tmp_path / "seg").index
+    assert (index.track == "song").sum() == (index.track == "song/drums").sum() == 3
+    assert (index.track == "song/bass").sum() == 2 and counts["silent_segments"] == 1  # its last 0.64 s rests
+    with pytest.raises(ValueError, match="song has no vocals stem.*audio.train_stems"):
+        with_stems(tracks, ("vocals",), tmp_path)
 
 
 def test_segment_length_must_be_whole_frames(tmp_path) -> None:

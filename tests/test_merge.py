@@ -126,8 +126,8 @@ def test_a_hit_alone_gets_its_band_back(kind) -> None:
     sounding = rms(truth) > 1e-3
     assert np.mean(rms(x)[sounding] < 1e-4) > 0.25  # under -80 dBFS in many frames where the hit sounds
     for merged in (replace_low_band(x, truth), replace_low_band(x, truth, 4000.0)):
-        for level in metrics.band_level_error(truth, merged, 5000.0).values():  # above the roll-off
-            assert abs(level) < 0.5
+        levels = metrics.band_level_error(truth, merged, 5000.0)  # above the roll-off
+        assert np.nanmax(np.abs(levels)) < 0.5, levels
 
 
 def test_streamed_merge_equals_whole_merge() -> None:

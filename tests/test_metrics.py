@@ -203,3 +203,18 @@ def test_detect_cutoff_lowpassed_and_full_band() -> None:
     assert m.detect_cutoff(brickwall(x, 8000)) == pytest.approx(8000, rel=0.1)
     assert m.detect_cutoff(x) > 20_000
     assert m.detect_cutoff(np.zeros(SR)) == 0.0
+
+
+def test_band_level_error_per_octave() -> None:
+    """A band made 6 dB louder reads +6 dB in its octave, 0 elsewhere; a band the target lacks is NaN."""
+    rng = np.random.default_rng(0)
+    target = rng.standard_normal(SR).astype(np.float32) * 0.1
+    spectrum = np.fft.rfft(target)
+    f = np.fft.rfftfreq(SR, 1 / SR)
+    brighter = np.fft.irfft(spectrum * np.where((f >= 8000) & (f < 16_000), 2.0, 1.0), n=SR)
+    assert m.octaves(4000) == [(4000, 8000), (8000, 16_000), (16_000, 24_000)]
+    levels = m.band_level_error(target, brighter, 4000)
+    assert levels[0] == pytest.approx(0, abs=0.2) and levels[2] == pytest.approx(0, abs=0.2)
+    assert levels[1] == pytest.approx(6.02, abs=0.2)
+    dark = np.fft.irfft(spectrum * (f < 8000), n=SR).astype(np.float32)
+    assert np.isnan(m.band_level_error(dark, dark, 4000, floor_db=-40)[2])  # only the edge frames leak there

@@ -43,6 +43,22 @@ def _mels(pcm: np.ndarray, mel: MelConfig) -> np.ndarray:
     return log_mel(torch.from_numpy(from_int16(pcm)), mel).numpy().astype(np.float16)
 
 
+def with_stems(tracks: pd.DataFrame, stems: tuple[str, ...], repo_root: Path) -> pd.DataFrame:
+    """The tracks, then each track's `stems` (files named <stem>.wav beside its mixture, as MUSDB18-HQ and the
+    built-in sources write them) as tracks of their own, named <track>/<stem>."""
+    rows = []
+    for stem in stems:
+        for r in tracks.itertuples():
+            path = Path(r.path).with_name(f"{stem}.wav")
+            if not (repo_root / path).is_file() and not path.is_file():
+                raise ValueError(
+                    f"audio.train_stems: {r.track} has no {stem} stem ({path}); this source has no stems, "
+                    "set audio.train_stems: []"
+                )
+            rows.append({"track": f"{r.track}/{stem}", "path": str(path)})
+    return pd.concat([tracks[["track", "path"]], pd.DataFrame(rows, columns=["track", "path"])], ignore_index=True)
+
+
 def cut_track(task: tuple) -> tuple[np.ndarray, np.ndarray, list[dict], dict]:
     """One track -> (waves (k, L) int16, mels (k, M, F) float16, index rows, counts)."""
     track, path, repo_root, samples, audio, mel = task
