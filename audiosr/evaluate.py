@@ -111,7 +111,10 @@ _WORKER: dict = {}  # the pipeline and both test sets of this process (loaded on
 
 
 def _load(model: str, device: str, precision: str, test_dir: str, real_dir: str | None) -> None:
-    real = dict(zip(*realset.load(real_dir), strict=True)) if real_dir else {}
+    real = {}
+    if real_dir:
+        table, clips = realset.load(real_dir)
+        real = dict(zip(table.name, clips, strict=True))
     _WORKER.update(pipe=Pipeline.load(model, device, precision), test=SegmentSet.open(test_dir), real=real)
 
 
