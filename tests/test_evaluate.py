@@ -41,7 +41,7 @@ def test_inputs_are_fixed_and_quantised(project) -> None:
 def test_evaluate_stage(project, tmp_path) -> None:
     wd, env = copy_project(project, tmp_path)
     out = run_stage(stage("evaluate"), wd, env).stdout
-    assert "model_lfr LSD" in out and "model_fast_lfr (the one-step student) LSD" in out
+    assert "rendered set, model_lfr LSD" in out and "real set, model_fast_lfr LSD" in out
     headline = json.loads((wd / "metrics/eval.json").read_text())
     assert set(headline) == {
         "unprocessed",
@@ -55,13 +55,30 @@ def test_evaluate_stage(project, tmp_path) -> None:
     for system, values in headline.items():
         assert {"lsd", "lsd_hf", "lsd_lf", "si_sdr"} <= set(values), system
         assert set(values["lsd_by_cutoff"]) == {"4k", "8k"}
-        assert all(np.isfinite(v) for k, v in values.items() if k != "lsd_by_cutoff")
+        assert all(np.isfinite(v) for v in values.values() if not isinstance(v, dict))
     assert headline["model"]["rtf"] > 0 and 0 < headline["model_fast"]["rtf"] < headline["model"]["rtf"]
     # the band merge keeps input bins that agree with the generated ones; the tiny model's output is far
     # off in level, so less of the input is kept than with a trained model, but the merge still brings the
     # low band closer to the truth than the model alone (the trained model's figures: README)
     lf = {system: headline[system]["lsd_lf"] for system in ("unprocessed", "model", "model_lfr")}
     assert lf["unprocessed"] < lf["model_lfr"] < lf["model"], lf
+    # the new headline numbers: items worse than the input, by cutoff, and the restored band's level
+    for system in ("model", "model_lfr"):
+        values = headline[system]
+        assert 0 <= values["worse_than_input"] == sum(values["worse_than_input_by_cutoff"].values()) <= 8
+        assert set(values["level_db_by_octave"]) <= {"oct1", "oct2", "oct3", "oct4"}
+        assert values["level_abs_db"] >= abs(values["level_db"])
+    assert "hf_worse_than_unmerged" in headline["model_lfr"] and "worse_than_input" not in headline["unprocessed"]
+    # the real set (two recordings made here, at 4 and 8 kHz): its own file, the same systems and numbers
+    real = json.loads((wd / "metrics/eval_real.json").read_text())
+    assert set(real) == set(headline) and "rtf" not in real["model"]
+    assert set(real["model_lfr"]["worse_than_input_by_cutoff"]) == {"4k", "8k"}
+    real_items = pd.read_csv(wd / "metrics/eval_real_items.csv")
+    assert len(real_items) == 7 * 2 * 2 and set(real_items["clip"]) == {"strum_burst", "strum_pluck"}
+    assert real_items.level_oct1.notna().all() and ("visqol" not in real_items or real_items.visqol.isna().all())
+    unprocessed = real_items[real_items.system == "unprocessed"]
+    octaves = unprocessed[[c for c in real_items if c.startswith("level_oct")]].to_numpy(float)
+    assert np.nanmax(octaves) < 1.5 and np.nanmean(octaves) < -10  # the low-passed input lacks its band: dull
     table = pd.read_csv(wd / "metrics/eval_by_condition.csv")
     assert len(table) == 7 * 2 * 2 * 2
     by_cutoff = pd.read_csv(wd / "metrics/eval_lsd_by_cutoff.csv")
