@@ -129,7 +129,10 @@ def _references(job: tuple) -> dict[str, tuple[np.ndarray, dict]]:
     perceptual scores, computed once per clip."""
     clip, perceptual = job
     pipe, clean = _WORKER["pipe"], _clean(clip)
-    mel = log_mel(torch.from_numpy(clean)[None].to(pipe.device), pipe.mel)
+    # a real clip of any length: padded with silence to whole latent frames of the VAE, the output cut back
+    multiple = pipe.mel.hop * int(pipe.config["vae"]["factor"])
+    padded = np.pad(clean, (0, -len(clean) % multiple))
+    mel = log_mel(torch.from_numpy(padded)[None].to(pipe.device), pipe.mel)
     waves = {"gt_vocoder": pipe.vocoder(mel), "gt_vae": pipe.vocoder(pipe.vae.decode(pipe.vae.encode(mel)[0]))}
     out = {}
     for name, wave in waves.items():
