@@ -263,16 +263,16 @@ def upsample(
     steps: Annotated[
         int | None,
         typer.Option(
-            help="Diffusion sampling steps. Default: the one-step student where the model has one, else "
-            f"{DEFAULT_STEPS} steps of the teacher; more steps than the student's run the teacher."
+            help=f"Diffusion sampling steps of the teacher (DPM-Solver++). Default: {DEFAULT_STEPS}, its own single "
+            "step, the best sampler measured on the small profile; with --student, the student's."
         ),
     ] = None,
-    teacher: Annotated[
+    student: Annotated[
         bool,
         typer.Option(
-            "--teacher",
-            help="Sample with the teacher also at the student's steps: `--teacher --steps 1 --guidance 1` is the "
-            "teacher's single step, the best sampler of the small profile (README: the recipe study).",
+            "--student",
+            help="Restore with the model's one-step student (the distill stage's), where it has one; more "
+            "--steps than the student's run the teacher.",
         ),
     ] = False,
     guidance: Annotated[
@@ -316,9 +316,14 @@ def upsample(
     with _sigterm_unwinds():  # from here a SIGTERM unwinds like Ctrl-C: no temporary file is left
         try:
             with resolve_model(model) as path:
-                pipe = Pipeline.load(path, device or ("cuda" if torch.cuda.is_available() else "cpu"), precision)
-            if teacher:
-                pipe = pipe.teacher_only()
+                pipe = Pipeline.load(
+                    path, device or ("cuda" if torch.cuda.is_available() else "cpu"), precision, student=student
+                )
+            if student and pipe.student is None:
+                _fail(
+                    f"--student: {model or 'models/pipeline'} has no one-step student; train one with "
+                    "`dvc exp run -S distill.steps=400`, or leave out --student"
+                )
         except ModelError as exc:
             _fail(str(exc))
         sources = {j.src.resolve() for j in jobs}
@@ -426,14 +431,15 @@ def info(
         chosen = arch.get(arch.get("arch"), {})  # the vocoder's block for its architecture
         shape = ", ".join(f"{k} {v}" for k, v in {**arch, **chosen}.items() if not isinstance(v, dict))
         lines.append((part, f"{d['params'][part] / 1e6:.2f} M params, {cfg[part].get('steps', '?')} steps; {shape}"))
+    sampling = f"the teacher, {DEFAULT_STEPS} step at guidance {DEFAULT_GUIDANCE:g} by default (--steps, --guidance)"
     if STUDENT in d["params"]:
         teacher = cfg[STUDENT]["teacher"]
-        sampling = (
-            f"the one-step student by default (distilled from {teacher['steps']} teacher steps at guidance "
-            f"{teacher['guidance']:g}); --steps N > {cfg[STUDENT]['sampling_steps']} or --teacher runs the teacher"
+        sampling += (
+            f"; --student: the one-step student, distilled from {teacher['steps']} teacher steps at guidance "
+            f"{teacher['guidance']:g}"
         )
     else:
-        sampling = f"the teacher, {DEFAULT_STEPS} steps by default (no one-step student in this model)"
+        sampling += "; no one-step student in this model"
     lines.append(("sampling", sampling))
     data = cfg.get("training_data")
     if data:

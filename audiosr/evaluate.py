@@ -115,7 +115,8 @@ def _load(model: str, device: str, precision: str, test_dir: str, real_dir: str 
     if real_dir:
         table, clips = realset.load(real_dir)
         real = dict(zip(table.name, clips, strict=True))
-    _WORKER.update(pipe=Pipeline.load(model, device, precision), test=SegmentSet.open(test_dir), real=real)
+    pipe = Pipeline.load(model, device, precision, student=True)  # the student, where there is one: model_fast
+    _WORKER.update(pipe=pipe, test=SegmentSet.open(test_dir), real=real)
 
 
 def _clean(clip: int | str) -> np.ndarray:

@@ -37,7 +37,7 @@ def items(cfg: EvalConfig) -> tuple[list[Condition], np.ndarray, np.ndarray]:
 
 
 def _load(model: str) -> None:
-    _PIPE["pipe"] = Pipeline.load(model, "cpu", "auto")
+    _PIPE["pipe"] = Pipeline.load(model, "cpu", "auto", student=True)
 
 
 def _generate(job: tuple) -> np.ndarray:

@@ -2,6 +2,7 @@
 significant worsening over the tolerance, and passes a re-run's noise, a small shift and a few items'
 luck."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ GATE = ROOT / ".ci" / "metrics_gate.py"
 def repo(tmp_path) -> Path:
     """A git repository whose last commit holds the default run's metrics/eval.json and eval_items.csv."""
     (tmp_path / "metrics").mkdir()
-    for name in ("eval.json", "eval_items.csv"):
+    for name in ("eval.json", "eval_items.csv", "eval_real.json"):
         shutil.copy(ROOT / "metrics" / name, tmp_path / "metrics" / name)
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t"}
     env["GIT_COMMITTER_EMAIL"] = "t@t"
@@ -41,7 +42,7 @@ def gate(repo: Path, shift) -> subprocess.CompletedProcess:
 
 def test_gate_fails_on_a_real_regression_only(repo) -> None:
     same = gate(repo, lambda x: x)
-    assert same.returncode == 0 and same.stdout.count(": ok") == 2, same.stdout
+    assert same.returncode == 0 and "WORSE" not in same.stdout and same.stdout.count(": ok") >= 3, same.stdout
     worse = gate(repo, lambda x: x + 0.15)
     assert worse.returncode == 1 and "model_lfr lsd" in worse.stdout and "WORSE" in worse.stdout, worse.stdout
     assert "model_fast_lfr" in worse.stdout  # the student is judged apart, and passes
@@ -52,3 +53,17 @@ def test_gate_fails_on_a_real_regression_only(repo) -> None:
     n = len(pd.read_csv(ROOT / "metrics" / "eval_items.csv").query("system == 'model_lfr'"))
     few = gate(repo, lambda x: x + (pd.Series(range(len(x))) < 3).to_numpy() * 0.13 * n / 3)
     assert few.returncode == 0 and "Δ +0.130" in few.stdout and ": ok" in few.stdout, few.stdout
+
+
+def test_gate_fails_when_more_items_are_worse_than_the_input(repo) -> None:
+    """One more real recording worse than the unprocessed input than the committed run fails the gate;
+    one fewer passes."""
+    committed = json.loads((ROOT / "metrics" / "eval_real.json").read_text())
+    for change, code in ((+1, 1), (-1, 0)):
+        current = json.loads(json.dumps(committed))
+        current["model_lfr"]["worse_than_input"] = max(0, committed["model_lfr"]["worse_than_input"] + change)
+        (repo / "metrics" / "eval_real.json").write_text(json.dumps(current))
+        out = gate(repo, lambda x: x)
+        assert out.returncode == code and "real set, model_lfr" in out.stdout, out.stdout
+        assert ("WORSE" in out.stdout) == (change > 0), out.stdout
+    assert "rendered set, model_lfr" in out.stdout and ": ok" in out.stdout

@@ -100,9 +100,10 @@ class Counted(torch.nn.Module):
         return self.net(x, t)
 
 
-def test_upsample_uses_the_student_by_default_and_the_teacher_for_more_steps(project) -> None:
+def test_a_loaded_student_restores_by_default_and_the_teacher_for_more_steps(project) -> None:
     wd, _ = project
-    pipe = Pipeline.load(wd / "models/pipeline")
+    assert Pipeline.load(wd / "models/pipeline").student is None  # the teacher unless the student is asked for
+    pipe = Pipeline.load(wd / "models/pipeline", student=True)
     pipe.student, pipe.unet = Counted(pipe.student), Counted(pipe.unet)
     t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
     x = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 2500 * t)).astype(np.float32)
@@ -115,15 +116,15 @@ def test_upsample_uses_the_student_by_default_and_the_teacher_for_more_steps(pro
     teacher = pipe.upsample(x, SAMPLE_RATE, steps=2, seed=3, batch=16).wave
     assert pipe.student.calls == 0 and pipe.unet.calls == 2 * windows  # 2 steps, guidance in one batch
     assert not np.allclose(a, teacher)
-    # teacher_only (`--teacher`, the evaluation's `model`): one step is the teacher's own, one pass unguided
+    # teacher_only (the evaluation's `model`): one step is the teacher's own, one pass unguided
     pipe.unet.calls = 0
     single = pipe.teacher_only().upsample(x, SAMPLE_RATE, steps=1, guidance=1.0, seed=3, batch=16).wave
     assert pipe.student.calls == 0 and pipe.unet.calls == windows
     assert not np.allclose(a, single)
 
 
-def test_cli_teacher_flag_samples_one_teacher_step(project, tmp_path) -> None:
-    """`audiosr upsample --teacher --steps 1 --guidance 1` writes what Pipeline.teacher_only gives."""
+def test_cli_samples_one_teacher_step_by_default_and_the_student_on_request(project, tmp_path) -> None:
+    """`audiosr upsample` writes what the teacher's single unguided step gives, `--student` the student's."""
     wd, _ = project
     t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
     x = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
@@ -131,7 +132,7 @@ def test_cli_teacher_flag_samples_one_teacher_step(project, tmp_path) -> None:
     sf.write(str(src), x, SAMPLE_RATE, subtype="FLOAT")
     model = wd / "models/pipeline"
     outs = {}
-    for name, flags in {"student": [], "teacher": ["--teacher", "--steps", "1", "--guidance", "1"]}.items():
+    for name, flags in {"student": ["--student"], "teacher": []}.items():
         r = run("upsample", src, "-o", tmp_path / f"{name}.wav", "--model", model, "--precision", "fp32", *flags)
         assert r.exit_code == 0, r.output
         outs[name] = sf.read(str(tmp_path / f"{name}.wav"), dtype="float32")[0]
@@ -149,8 +150,13 @@ def test_a_model_without_student_samples_with_the_teacher(project, tmp_path) -> 
     (folder / "config.json").write_text(json.dumps(config))
     for part in ("vae", "ldm", "vocoder"):
         (folder / f"{part}.safetensors").write_bytes((wd / f"models/pipeline/{part}.safetensors").read_bytes())
-    pipe = Pipeline.load(folder)
+    pipe = Pipeline.load(folder, student=True)
     assert pipe.student is None and pipe.steps_for(None) == DEFAULT_STEPS and not pipe.uses_student(None)
+    src = tmp_path / "in.wav"
+    sf.write(str(src), np.zeros(SAMPLE_RATE, np.float32) + 0.1, SAMPLE_RATE)
+    r = run("upsample", src, "--model", folder, "--student")
+    assert r.exit_code == 1 and "has no one-step student" in r.output and "distill.steps" in r.output
+    assert not (tmp_path / "in_48k.wav").exists()
 
 
 def test_distill_refuses_a_crop_the_vae_cannot_encode(project, tmp_path) -> None:
@@ -169,3 +175,17 @@ def test_a_model_missing_its_student_file_is_one_clear_error(project, tmp_path) 
     (folder / "student.safetensors").unlink()
     with pytest.raises(ModelError, match=r"incomplete model folder, missing student\.safetensors"):
         Pipeline.load(folder)
+
+
+def test_no_student_with_zero_steps(project, tmp_path) -> None:
+    """distill.steps 0: the stage writes a folder that holds no student, and package leaves it out."""
+    wd, env = copy_project(project, tmp_path)
+    params = yaml.safe_load((wd / "params.yaml").read_text())
+    params["distill"]["steps"] = 0
+    (wd / "params.yaml").write_text(yaml.safe_dump(params))
+    assert "no student" in run_stage(stage("distill"), wd, env).stdout
+    assert not (wd / "models/distill/model.safetensors").exists()
+    assert json.loads((wd / "metrics/train_distill.json").read_text()) == {"steps": 0}
+    run_stage(stage("package"), wd, env)
+    assert not (wd / "models/pipeline/student.safetensors").exists()
+    assert "student" not in json.loads((wd / "models/pipeline/config.json").read_text())
