@@ -57,7 +57,7 @@ def test_stage_output_is_packaged_and_described(project) -> None:
     assert config["student"]["sampling_steps"] == 1 and config["student"]["teacher"]["steps"] == 2
     r = run("info", wd / "models/pipeline")
     assert r.exit_code == 0, r.output
-    assert "student" in r.output and "one-step student by default" in r.output
+    assert "student" in r.output and "--student: the one-step student" in r.output
 
 
 def test_resumed_distillation_matches_an_uninterrupted_one(project, tmp_path, monkeypatch) -> None:

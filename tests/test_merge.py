@@ -12,7 +12,7 @@ from audiosr import metrics
 from audiosr.audio import SAMPLE_RATE
 from audiosr.degrade import lowpass
 from audiosr.inference.cutoff import band_of
-from audiosr.inference.merge import SILENCE, BandMerger, merge_bands, replace_low_band
+from audiosr.inference.merge import SEAM_TOLERANCE_DB, SILENCE, BandMerger, merge_bands, replace_low_band
 from audiosr.inference.stream import BLOCK
 
 N = 3 * SAMPLE_RATE
@@ -104,6 +104,19 @@ def test_silence_stays_silent() -> None:
     assert np.abs(merged[: SAMPLE_RATE - 2048]).max() > 0.01
 
 
+@pytest.mark.parametrize("cutoff", [None, 4000.0])
+def test_a_band_brighter_than_the_input_is_lowered_to_its_level(cutoff) -> None:
+    """A generated signal 10 dB too loud under the cutoff and above it (a model too bright on dark material):
+    the restored band comes out within the seam's tolerance of the truth's level, where it was 10 dB over."""
+    truth = coloured(seed=1)
+    x = lowpass(truth, SAMPLE_RATE, "butterworth", 8, 4000.0)
+    bright = 10 ** (10 / 20) * generated(truth, 4000.0)
+    before = metrics.band_level_error(truth, bright, 5000.0)
+    after = metrics.band_level_error(truth, replace_low_band(x, bright, cutoff), 5000.0)
+    # lowered by the excess over the tolerance (the stand-in is itself 1.3 dB under the truth below the cutoff)
+    assert min(before) > 9.5 and -0.5 < min(after) and max(after) < SEAM_TOLERANCE_DB + 2, (before, after)
+
+
 @pytest.mark.parametrize("kind", ["hat", "click"])
 def test_a_hit_alone_gets_its_band_back(kind) -> None:
     """A hi-hat (noise above 6 kHz, decaying) or a click alone, low-passed at 4 kHz, is nearly silent in
@@ -127,7 +140,9 @@ def test_a_hit_alone_gets_its_band_back(kind) -> None:
     assert np.mean(rms(x)[sounding] < 1e-4) > 0.25  # under -80 dBFS in many frames where the hit sounds
     for merged in (replace_low_band(x, truth), replace_low_band(x, truth, 4000.0)):
         levels = metrics.band_level_error(truth, merged, 5000.0)  # above the roll-off
-        assert np.nanmax(np.abs(levels)) < 0.5, levels
+        # within 1 dB: a hat's input just under the cutoff is dimmed by the filter, which the seam reads as
+        # the generated band being a little bright
+        assert np.nanmax(np.abs(levels)) < 1.0, levels
 
 
 def test_streamed_merge_equals_whole_merge() -> None:

@@ -6,6 +6,8 @@ Then the input's own spectrum is kept where it carries the signal and the genera
 (low-frequency replacement, `merge_bands`): by default bin by bin (`agreement`), under the input's own
 band (`audiosr.inference.cutoff.Band`) unless the input is far above the generated band, and above it
 where the two agree and the input stands above its noise floor; a fixed cut-off is the other choice.
+Either way the generated band is lowered where the generated signal is brighter than the input just under
+the cutoff (`seam_gain`), so the restored band keeps to the input's level.
 STFT frames where the input is digitally silent get no generated band, so silence stays silence, while
 quiet input (a decay, a fade, a noise floor) keeps its restored band; over a stream this gives the same
 samples as merging the whole signals at once.
@@ -37,6 +39,15 @@ SILENCE = 1e-7
 AGREE_DB = (-15.0, 15.0)
 SMOOTH_FRAMES = 48
 SMOOTH_BINS = 6
+# The seam: where the generated signal stands more than SEAM_TOLERANCE_DB above the input in the band from
+# SEAM_OCTAVES[0] to SEAM_OCTAVES[1] octaves under the cutoff (the median over its bins of their power ratio,
+# each power averaged over +-SMOOTH_FRAMES), the generated band above the cutoff is lowered by the excess. The
+# model is too bright on dark, quiet and sparse material, and the brightness it adds above the cutoff goes
+# with what it adds just under it, where the input shows the truth. The median, and leaving out the last
+# quarter octave, keep a filter's roll-off (which dims the input's top bins, most of a hi-hat's energy there)
+# from counting as brightness. Chosen on both test sets (README: the band merge's seam).
+SEAM_OCTAVES = (1.0, 0.25)
+SEAM_TOLERANCE_DB = 3.0
 
 
 def cutoff_bin(cutoff_hz: float, n_fft: int) -> int:
@@ -107,6 +118,22 @@ def agreement(sx: torch.Tensor, sy: torch.Tensor, below: torch.Tensor, floor: to
     return (wide <= AGREE_DB[1]) & (agree | below)
 
 
+def seam_gain(sx: torch.Tensor, sy: torch.Tensor, bins: Sequence[int]) -> torch.Tensor:
+    """STFTs (C, bins, frames) of the input and the generated signal and each channel's cutoff bin -> (C, 1,
+    frames) gains <= 1 for the generated band above the cutoff (see SEAM_OCTAVES); 1 where a channel keeps
+    no input (cutoff bin 0)."""
+    gain = torch.ones(sx.shape[0], 1, sx.shape[2], dtype=sx.real.dtype)
+    for c, b in enumerate(bins):
+        lo, hi = (int(b * 2**-octaves) for octaves in SEAM_OCTAVES)
+        if not 0 < lo < hi:
+            continue
+        power = torch.stack([sx[c, lo:hi].abs().pow(2), sy[c, lo:hi].abs().pow(2)])  # (2, bins, frames)
+        local = torch.nn.functional.avg_pool1d(power, 2 * SMOOTH_FRAMES + 1, 1, SMOOTH_FRAMES, count_include_pad=False)
+        excess_db = 10 * torch.log10((local[1] + 1e-20) / (local[0] + 1e-20)).median(dim=0).values
+        gain[c, 0] = 10 ** (-torch.clamp(excess_db - SEAM_TOLERANCE_DB, min=0.0) / 20)
+    return gain
+
+
 def merge_bands(
     x: np.ndarray,
     y: np.ndarray,
@@ -119,7 +146,7 @@ def merge_bands(
 
     Per channel, x's bins below bins[c] are kept (a fixed cut-off; 0: y alone); with `floors` (the
     adaptive merge) those `agreement` keeps instead, with bins[c] the band's cutoff and floors[c] its
-    noise floor.
+    noise floor. y's band above bins[c] is lowered where y is brighter than x just under it (`seam_gain`).
     STFT: Hann n_fft, hop n_fft // 4, centred. Both
     signals are first continued n_fft samples past their ends by linear prediction: the frames at the
     ends then see what the signal would have gone on to do, where a mirror image (reflect padding) puts
@@ -147,15 +174,16 @@ def merge_bands(
         energy = (sx.abs() ** 2 * weight).sum(1) / n_fft
         rms = torch.sqrt(energy / window.pow(2).sum())
         sy = sy * (rms >= silence)[:, None, :]
+    sy = torch.where(below, sy, sy * seam_gain(sx, sy, bins))
     merged = torch.where(keep, sx, sy)
     out = torch.istft(merged, n_fft, n_fft // 4, window=window, length=x.shape[-1] + 2 * pad)
     return out[:, pad : pad + x.shape[-1]].numpy()
 
 
-def context(adaptive: bool, n_fft: int = LFR_FFT) -> int:
+def context(n_fft: int = LFR_FFT) -> int:
     """Samples of context on either side that make a piece's merge equal to the whole signal's there:
-    the STFT's window, plus the local average's frames for the adaptive merge."""
-    return n_fft + (SMOOTH_FRAMES * (n_fft // 4) if adaptive else 0)
+    the STFT's window, plus the local averages' frames (the adaptive merge's and the seam's)."""
+    return n_fft + SMOOTH_FRAMES * (n_fft // 4)
 
 
 def replace_low_band(
@@ -180,7 +208,7 @@ class BandMerger:
     SILENCE."""
 
     def __init__(self, bins: list[int], n: int, floors: list[float] | None = None):
-        self.bins, self.n, self.floors, self.margin = bins, n, floors, context(floors is not None)
+        self.bins, self.n, self.floors, self.margin = bins, n, floors, context()
         self.x = self.y = np.zeros((len(bins), 0), np.float32)
         self.start = 0  # the buffers' first sample
         self.done = 0  # samples emitted
