@@ -2,12 +2,12 @@
 
 Upsampling streams: the audio is resampled to 48 kHz block by block and cut into windows of the model's
 segment length that overlap by `overlap` seconds. Each window is scaled to the training peak (0.5),
-restored (mel -> VAE latent -> the one-step student where the model has one, else diffusion sampling
-with classifier-free guidance -> VAE decoder -> vocoder) in batches, and scaled back, so the output
-keeps the input's loudness. The windows are joined and the input's own low band kept
-(`audiosr.inference.merge`). A file is read twice (once to measure its length, peaks and cutoff, once
-to restore it) and written as it is made. The evaluation stage and the `audiosr upsample` command both
-run this code: one code path.
+restored (mel -> VAE latent -> diffusion sampling, by default the teacher's single unguided step, or the
+one-step student where it is loaded -> VAE decoder -> vocoder) in batches, and scaled back, so the output
+keeps the input's loudness; quiet frames are lifted before the model and lowered after it (`level_lift`).
+The windows are joined and the input's own low band kept (`audiosr.inference.merge`). A file is read
+twice (once to measure its length, peaks and cutoff, once to restore it) and written as it is made. The
+evaluation stage and the `audiosr upsample` command both run this code: one code path.
 """
 
 from __future__ import annotations
