@@ -213,7 +213,7 @@ def main() -> None:
                     )
     what = f"profile {args.profile} (random weights)" if args.profile else args.model
     print(
-        f"\nupsample: {what}; teacher {args.steps} steps, guidance {args.guidance:g}; student 1 step; "
+        f"\nupsample: {what}; teacher {args.steps} steps, guidance {args.guidance:g}{'; student 1 step' if 'student' in args.systems else ''}; "
         f"batch {args.batch}, {args.device}, {rows[0]['threads']} threads; stereo 44.1 kHz in, 48 kHz out\n"
     )
     print(
