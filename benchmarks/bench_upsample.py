@@ -212,8 +212,9 @@ def main() -> None:
                         file=sys.stderr,
                     )
     what = f"profile {args.profile} (random weights)" if args.profile else args.model
+    student = "; student 1 step" if "student" in args.systems else ""
     print(
-        f"\nupsample: {what}; teacher {args.steps} steps, guidance {args.guidance:g}{'; student 1 step' if 'student' in args.systems else ''}; "
+        f"\nupsample: {what}; teacher {args.steps} steps, guidance {args.guidance:g}{student}; "
         f"batch {args.batch}, {args.device}, {rows[0]['threads']} threads; stereo 44.1 kHz in, 48 kHz out\n"
     )
     print(
