@@ -27,6 +27,7 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -206,7 +207,7 @@ def evaluate(
     cfg = block(EvalConfig, params, "eval")
     test = SegmentSet.open(test_dir)
     conditions, clips = grid(cfg), pick_clips(test, cfg.clips)
-    names = list(realset.load(real_dir)[0].name) if real_dir else []
+    names = list(pd.read_csv(Path(real_dir) / "manifest.csv").name) if real_dir else []  # the workers load the audio
     init = (_load, (model, device, cfg.precision, test_dir, real_dir))
     ref_jobs = [(c, cfg.perceptual) for c in clips] + [(name, False) for name in names]
     refs = dict(zip(clips + names, pool_map(_references, ref_jobs, workers, *init), strict=True))

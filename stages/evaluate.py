@@ -84,14 +84,14 @@ def main() -> None:
             mlflow.log_table(table.round(4), f"eval_{name}.json", run_id=parent)
         log_examples(mlflow, parent, examples, pipe)
     close_pipeline_run({k: v for k, v in logged.items() if k.count("/") == 1 + k.startswith("real/") or "rtf/" in k})
-    for name, result in zip(SETS, (headline, real_headline), strict=True):
+    for name, result, items in zip(SETS, (headline, real_headline), (rows, real), strict=True):
         for system in ("model_lfr", "model_fast_lfr"):
             if system in result:
                 values = result[system]
                 print(
                     f"evaluate: {name} set, {system} LSD {values['lsd']:.3f} (unprocessed "
                     f"{result['unprocessed']['lsd']:.3f}), worse than the input on {values['worse_than_input']} of "
-                    f"{len(real if name == 'real' else rows) // len(result)} items, restored band "
+                    f"{(items.system == system).sum()} items, restored band "
                     f"{values['level_db']:+.1f} dB (mean absolute {values['level_abs_db']:.1f})"
                 )
     print(f"evaluate: RTF {headline['model']['rtf']:.3f} (model)")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from audiosr import stats
+from audiosr.evaluate import worse_than
 
 SETS = {"rendered": "eval_items.csv", "real": "eval_real_items.csv"}
 
@@ -25,8 +26,7 @@ SETS = {"rendered": "eval_items.csv", "real": "eval_real_items.csv"}
 def side(table: pd.DataFrame, system: str) -> pd.DataFrame:
     """One system's items, indexed by stats.ITEM, with whether each is worse than the unprocessed input."""
     rows = table[table.system == system].set_index(stats.ITEM).sort_index()
-    raw = table[table.system == "unprocessed"].set_index(stats.ITEM).sort_index()
-    return rows.assign(worse=rows.lsd > raw.lsd.reindex(rows.index))
+    return rows.assign(worse=worse_than(table, system, "unprocessed", "lsd").reindex(rows.index))
 
 
 def level(rows: pd.DataFrame) -> tuple[float, float]:

@@ -65,7 +65,7 @@ def package(models: Path, out: Path, extra: dict | None = None) -> None:
     """models/{vae,ldm,vocoder} and, where there is one, models/distill (the student) -> one pipeline
     folder `out` (written atomically)."""
     parts = {name: load_model(models / name) for name in PARTS}
-    if (models / STUDENT_DIR / "model.safetensors").is_file():  # distill.steps 0 leaves the folder empty
+    if (models / STUDENT_DIR / "model.safetensors").is_file():  # distill.steps 0 leaves a folder without one
         parts[STUDENT] = load_model(models / STUDENT_DIR)
         if parts[STUDENT][1]["arch"] != parts["ldm"][1]["arch"]:
             raise ModelError(f"{models / STUDENT_DIR}: the student is not the LDM's architecture; re-run distill")
