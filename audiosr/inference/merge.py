@@ -45,7 +45,7 @@ SMOOTH_BINS = 6
 # model is too bright on dark, quiet and sparse material, and the brightness it adds above the cutoff goes
 # with what it adds just under it, where the input shows the truth. The median, and leaving out the last
 # quarter octave, keep a filter's roll-off (which dims the input's top bins, most of a hi-hat's energy there)
-# from counting as brightness. Chosen on both test sets (README: the band merge's seam).
+# from counting as brightness. Chosen on both test sets (README: Results of the default run).
 SEAM_OCTAVES = (1.0, 0.25)
 SEAM_TOLERANCE_DB = 3.0
 
