@@ -7,6 +7,8 @@ The mel follows AudioSR: 48 kHz, n_fft 2048, hop 480 (100 frames/s), Hann window
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -60,14 +62,25 @@ def read(path: str | Path) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(data.T), int(sr)
 
 
+def temporary(path: Path) -> Path:
+    """A new, empty file beside `path` with a name of its own (`.<stem>.<random>.tmp<suffix>`), to be
+    written and then renamed over `path`: two writers of one path never share a temporary file."""
+    fd, name = tempfile.mkstemp(suffix=f".tmp{path.suffix}", prefix=f".{path.stem}.", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
 def write(path: str | Path, wave: np.ndarray, sr: int, subtype: str = "PCM_16") -> None:
     """Write (channels, samples) or (samples,) float audio atomically (temporary name, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    tmp = temporary(path)
     data = wave.T if wave.ndim == 2 else wave
-    sf.write(str(tmp), np.clip(data, -1.0, 1.0), sr, subtype=subtype)
-    tmp.replace(path)
+    try:
+        sf.write(str(tmp), np.clip(data, -1.0, 1.0), sr, subtype=subtype)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def resample(wave: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray:

@@ -17,7 +17,7 @@ import typer
 
 from audiosr import degrade as deg
 from audiosr import plots
-from audiosr.audio import SAMPLE_RATE, AudioError, read, write
+from audiosr.audio import SAMPLE_RATE, AudioError, read, temporary, write
 from audiosr.inference.model import PARTS, STUDENT, ModelError, describe, resolve_model
 from audiosr.inference.restore import DEFAULT_GUIDANCE, DEFAULT_STEPS, OUTPUT_RATES, PRECISIONS, FileResult, Pipeline
 from audiosr.inference.spectrogram import Spectrograms
@@ -182,7 +182,7 @@ def _save_figure(spectrograms: Spectrograms, result: FileResult, path: Path) -> 
         spectrograms.images, spectrograms.seconds, result.cutoff_hz, SAMPLE_RATE, title=result.input.name
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
+    tmp = temporary(path)
     try:
         fig.savefig(tmp, dpi=110)
         tmp.replace(path)
@@ -303,6 +303,8 @@ def upsample(
         _fail(f"--output-rate: {output_rate} is not one of {', '.join(map(str, OUTPUT_RATES))}")
     if steps is not None and steps < 1:
         _fail(f"--steps: must be at least 1, got {steps}")
+    if not math.isfinite(guidance) or guidance < 1:
+        _fail(f"--guidance: must be a number of at least 1 (1: no guidance), got {guidance:g}")
     if device not in (None, "cpu", "cuda"):
         _fail(f"--device: {device!r} is not cpu or cuda")
     if device == "cuda" and not torch.cuda.is_available():

@@ -11,8 +11,10 @@ those overrides, the one the model is built from and the one logged. The vocoder
 is `mel.hop`, and HiFi-GAN's upsample rates must multiply to it.
 
 `Params.load()` reads the whole file (every stage does, so a typo anywhere stops the first stage run).
-Functions that take one block also take its plain dict (tests, notebooks) and check it the same way,
-through `block(cls, value, name)`.
+A key repeated in a block is an error (PyYAML would keep the last one), as is a value out of its key's
+range (a cutoff above the Nyquist frequency, a size of 0). Functions that take one block also take its
+plain dict (tests, notebooks) and check it the same way, through `block(cls, value, name)`.
+A stage script's entry point is `stage_main(main)`: a ParamsError is one line on stderr and exit status 1.
 """
 
 from __future__ import annotations
@@ -22,15 +24,17 @@ import dataclasses
 import difflib
 import math
 import re
+import sys
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from audiosr.audio import MelConfig
+from audiosr.audio import SAMPLE_RATE, MelConfig
 from audiosr.degrade import FILTERS, NOISE_TYPES
 from audiosr.profiles import PROFILES, resolve
 
@@ -40,6 +44,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 MEL_KEYS = ("n_mels", "n_fft", "hop", "win", "fmin", "fmax")  # sample_rate and floor are the method's, not params
 # keys that are derived from others and so may not be set; the message says where they come from
 DERIVED = {"vocoder.hop": "mel.hop", "vocoder.istft.hop": "mel.hop", "vocoder.hifigan.hop": "mel.hop"}
+NYQUIST = SAMPLE_RATE / 2  # every frequency key is of the 48 kHz audio
+MAX_ORDER = 32  # the highest filter order audiosr.degrade takes (its `_check`: 1 to 32)
 # PyYAML reads YAML 1.1, where `1e-4` (no dot) is a string; a float key takes such a string as its number
 _NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
@@ -187,10 +193,51 @@ def _require(ok: bool, message: str) -> None:
         raise ParamsError(f"{FILE}: {message}")
 
 
-def _range(where: str, pair: tuple, low: float | None = None) -> None:
+def _range(where: str, pair: tuple, low: float | None = None, high: float | None = None) -> None:
     _require(pair[0] <= pair[1], f"{where}: {list(pair)} must be [low, high] with low <= high")
     if low is not None:
         _require(pair[0] >= low, f"{where}: {list(pair)} must be at least {low}")
+    if high is not None:
+        _require(pair[1] <= high, f"{where}: {list(pair)} must be at most {high}")
+
+
+def _at_least(cfg: Any, where: str, low: float, *names: str) -> None:
+    """Keys `names` of the block `where` (counts, sizes, steps, weights, seeds): each at least `low`."""
+    for name in names:
+        value = getattr(cfg, name)
+        _require(value >= low, f"{where + '.' if where else ''}{name}: {value!r} must be at least {low}")
+
+
+def _positive(cfg: Any, where: str, *names: str) -> None:
+    """Keys `names` of the block `where` (durations, rates, scales): each above 0."""
+    for name in names:
+        _require(getattr(cfg, name) > 0, f"{where}.{name}: {getattr(cfg, name)!r} must be positive")
+
+
+def _fraction(cfg: Any, where: str, *names: str) -> None:
+    """Keys `names` of the block `where` (peaks, amplitudes: fractions of full scale): each in (0, 1]."""
+    for name in names:
+        _require(0 < getattr(cfg, name) <= 1, f"{where}.{name}: {getattr(cfg, name)!r} must be in (0, 1]")
+
+
+def _hz(where: str, values: tuple[float, ...]) -> None:
+    """Frequencies of the 48 kHz audio (key `where`): each above 0 and below the Nyquist frequency."""
+    for hz in values:
+        _require(hz > 0, f"{where}: {hz:g} must be positive")
+        _require(
+            hz < NYQUIST,
+            f"{where}: {hz:g} is not below the Nyquist frequency ({NYQUIST:g} Hz at {SAMPLE_RATE // 1000} kHz); "
+            f"use values below {NYQUIST:g}",
+        )
+
+
+def _orders(where: str, values: tuple[int, ...]) -> None:
+    """Filter orders (key `where`): each one audiosr.degrade's filters take."""
+    for order in values:
+        _require(
+            1 <= order <= MAX_ORDER,
+            f"{where}: {order} is not an order audiosr.degrade's filters take; use 1 to {MAX_ORDER}",
+        )
 
 
 # --- the data blocks ------------------------------------------------------------------------------
@@ -199,6 +246,13 @@ def _range(where: str, pair: tuple, low: float | None = None) -> None:
 # data.source values (audiosr.data.sources reads each); here, not there, so that loading params does not
 # make every stage depend on the data sources' code
 SOURCES = ("rendered", "synthetic", "musdb18hq", "musdb18", "musdb-preview", "folder")
+
+
+def _check_songs(cfg: SyntheticConfig | RenderConfig, where: str) -> None:
+    """The keys of both generated sources."""
+    _at_least(cfg, where, 3, "tracks")
+    _positive(cfg, where, "seconds")
+    _at_least(cfg, where, 0, "seed")
 
 
 @dataclass(frozen=True)
@@ -210,7 +264,7 @@ class SyntheticConfig:
     seed: int
 
     def check(self, where: str) -> None:
-        _require(self.tracks >= 3 and self.seconds > 0, f"{where}.tracks must be at least 3 and seconds positive")
+        _check_songs(self, where)
 
 
 @dataclass(frozen=True)
@@ -227,7 +281,11 @@ class RenderConfig:
     test_kits: tuple[str, ...]  # Hydrogen kits held out for the test songs
 
     def check(self, where: str) -> None:
-        _require(self.tracks >= 3 and self.seconds > 0, f"{where}.tracks must be at least 3 and seconds positive")
+        _check_songs(self, where)
+        # a band's level relative to the instrument's total is at most 0 dB
+        _require(self.min_top_db <= 0, f"{where}.min_top_db: {self.min_top_db:g} must be at most 0 (dB re the total)")
+        for p in self.test_programs:
+            _require(0 <= p <= 127, f"{where}.test_programs: {p} is not a General MIDI program; use 0 to 127")
 
 
 @dataclass(frozen=True)
@@ -250,7 +308,7 @@ class SplitConfig:
     seed: int
 
     def check(self, where: str) -> None:
-        _require(self.valid_tracks >= 0, f"{where}.valid_tracks must be >= 0")
+        _at_least(self, where, 0, "valid_tracks", "seed")
         _require(
             min(self.proportions) >= 0 and sum(self.proportions) > 0 and self.proportions[0] > 0,
             f"{where}.proportions: {list(self.proportions)} must be three non-negative numbers, train > 0",
@@ -267,8 +325,10 @@ class AudioConfig:
     train_stems: tuple[Literal["drums", "bass", "other", "vocals"], ...]  # also cut alone, for training
 
     def check(self, where: str) -> None:
-        _require(self.segment_seconds > 0, f"{where}.segment_seconds must be positive")
-        _require(0 < self.peak <= 1, f"{where}.peak must be in (0, 1]")
+        _positive(self, where, "segment_seconds")
+        _fraction(self, where, "peak")
+        # no segment is louder than 0 dBFS, so a threshold at or above it would skip them all
+        _require(self.silence_db < 0, f"{where}.silence_db: {self.silence_db:g} must be below 0 (dBFS)")
 
 
 @dataclass(frozen=True)
@@ -282,7 +342,9 @@ class FilterConfig:
     def check(self, where: str) -> None:
         _require(len(self.types) > 0, f"{where}.types: name at least one of {', '.join(FILTERS)}")
         _range(f"{where}.order", self.order, 1)
+        _orders(f"{where}.order", self.order)
         _range(f"{where}.cutoff_hz", self.cutoff_hz, 1)
+        _hz(f"{where}.cutoff_hz", self.cutoff_hz)
 
 
 @dataclass(frozen=True)
@@ -295,8 +357,10 @@ class NoiseConfig:
     gaussian_amplitude: tuple[float, float]
 
     def check(self, where: str) -> None:
-        for name in ("tone_amplitude", "tone_hz", "gaussian_amplitude"):
-            _range(f"{where}.{name}", getattr(self, name), 0)
+        for name in ("tone_amplitude", "gaussian_amplitude"):  # fractions of full scale
+            _range(f"{where}.{name}", getattr(self, name), 0, 1)
+        _range(f"{where}.tone_hz", self.tone_hz, 0)
+        _hz(f"{where}.tone_hz", self.tone_hz)
 
 
 @dataclass(frozen=True)
@@ -312,8 +376,9 @@ class RealsetConfig:
     peak: float
 
     def check(self, where: str) -> None:
-        _require(self.strum_clips >= 0 and self.stem_songs >= 0, f"{where}.strum_clips and stem_songs must be >= 0")
-        _require(self.seconds > 0 and 0 < self.peak <= 1, f"{where}.seconds must be positive and peak in (0, 1]")
+        _at_least(self, where, 0, "strum_clips", "stem_songs")
+        _positive(self, where, "seconds")
+        _fraction(self, where, "peak")
 
 
 @dataclass(frozen=True)
@@ -340,7 +405,14 @@ class EvalConfig:
     def check(self, where: str) -> None:
         for name in ("cutoffs_hz", "filters", "noises", "real_cutoffs_hz", "real_filters"):
             _require(len(getattr(self, name)) > 0, f"{where}.{name}: needs at least one value")
-        _require(self.clips >= 1 and self.steps >= 1, f"{where}.clips and {where}.steps must be at least 1")
+        for name in ("cutoffs_hz", "real_cutoffs_hz"):
+            _hz(f"{where}.{name}", getattr(self, name))
+        _hz(f"{where}.tone_hz", (self.tone_hz,))
+        _orders(f"{where}.order", (self.order,))
+        _orders(f"{where}.real_order", (self.real_order,))
+        _fraction(self, where, "tone_amplitude", "gaussian_amplitude")
+        _at_least(self, where, 1, "clips", "steps", "guidance")  # guidance: the classifier-free scale, 1: none
+        _at_least(self, where, 0, "seed")
 
 
 # --- the model blocks -----------------------------------------------------------------------------
@@ -361,12 +433,9 @@ class LoopConfig:
     seed: int
 
     def check(self, where: str) -> None:
-        _require(self.steps >= 1 and self.batch >= 1, f"{where}.steps and {where}.batch must be at least 1")
-        _require(self.lr > 0 and self.grad_clip > 0, f"{where}.lr and {where}.grad_clip must be positive")
-        _require(
-            self.warmup >= 0 and self.validate_every >= 1,
-            f"{where}.warmup must be >= 0 and {where}.validate_every >= 1",
-        )
+        _at_least(self, where, 1, "steps", "batch", "validate_every")
+        _at_least(self, where, 0, "warmup", "weight_decay", "seed")
+        _positive(self, where, "lr", "grad_clip")
         _require(all(0 <= b < 1 for b in self.betas), f"{where}.betas: {list(self.betas)} must be in [0, 1)")
 
 
@@ -388,6 +457,11 @@ class VAEConfig(TrainingConfig):
     adv_start: int
     disc_channels: int
 
+    def check(self, where: str) -> None:
+        super().check(where)
+        _at_least(self, where, 1, "crop_frames", "disc_channels")
+        _at_least(self, where, 0, "kl_weight", "adv_weight", "adv_start")
+
 
 @dataclass(frozen=True)
 class VocoderConfig(TrainingConfig):
@@ -404,6 +478,13 @@ class VocoderConfig(TrainingConfig):
     discriminators: tuple[Literal["mpd", "msd", "mrd"], ...]
     disc_channels_scale: float
 
+    def check(self, where: str) -> None:
+        super().check(where)
+        _at_least(self, where, 1, "crop_frames")
+        _at_least(self, where, 0, "mel_weight", "stft_weight", "adv_weight", "fm_weight", "adv_start")
+        _require(len(self.discriminators) > 0, f"{where}.discriminators: name at least one of mpd, msd, mrd")
+        _positive(self, where, "disc_channels_scale")
+
 
 @dataclass(frozen=True)
 class LDMConfig(TrainingConfig):
@@ -416,8 +497,15 @@ class LDMConfig(TrainingConfig):
 
     def check(self, where: str) -> None:
         super().check(where)
+        _at_least(self, where, 1, "crop_frames")
         _require(0 <= self.cond_drop < 1, f"{where}.cond_drop must be in [0, 1)")
+        _require(0 <= self.ema_decay < 1, f"{where}.ema_decay: {self.ema_decay:g} must be in [0, 1)")
         _require(len(self.validate_timesteps) > 0, f"{where}.validate_timesteps: needs at least one step")
+        # the upper end (the diffusion schedule's steps) is the LDM's, checked where it is built
+        _require(
+            min(self.validate_timesteps) >= 0,
+            f"{where}.validate_timesteps: {list(self.validate_timesteps)} must be at least 0",
+        )
 
 
 @dataclass(frozen=True)
@@ -435,9 +523,8 @@ class DistillConfig(LoopConfig):
         _require(self.steps >= 0, f"{where}.steps must be >= 0 (0: no student)")
         if self.steps:
             super().check(where)
-        _require(self.examples >= 1, f"{where}.examples must be at least 1")
+        _at_least(self, where, 1, "crop_frames", "examples", "guidance")  # guidance 1: none
         _require(self.teacher_steps >= 2, f"{where}.teacher_steps must be at least 2 (1 is the student's own)")
-        _require(self.guidance >= 1, f"{where}.guidance must be at least 1 (1: no guidance)")
 
 
 MODEL_BLOCKS: dict[str, type[TrainingConfig]] = {"vae": VAEConfig, "vocoder": VocoderConfig, "ldm": LDMConfig}
@@ -460,6 +547,19 @@ def _check_arch(override: dict, base: dict, where: str) -> dict:
     return out
 
 
+def _check_sizes(value: Any, where: str, low: int = 1) -> None:
+    """An architecture's integers (in its mappings and lists) are sizes, counts, rates and kernels, each at
+    least 1; those of `attention_levels` are indices of levels, each at least 0."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_sizes(item, f"{where}.{key}", 0 if key == "attention_levels" else 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_sizes(item, where, low)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        _require(value >= low, f"{where}: {value} must be at least {low}")
+
+
 def model_block(name: str, value: Any, profile: str, mel_hop: int | None = None) -> TrainingConfig:
     """The typed `vae` / `vocoder` / `ldm` block: training keys, plus overrides of the profile's
     architecture keys; `mel_hop` (the vocoder only) becomes its arch's `hop`."""
@@ -478,6 +578,7 @@ def model_block(name: str, value: Any, profile: str, mel_hop: int | None = None)
         if key not in base:
             raise _unknown(name, key, [*keys, *base])
     arch = resolve(profile, name, _check_arch(extra, base, name))
+    _check_sizes(arch, name)
     if name == "vocoder":
         if mel_hop is None:
             raise ValueError("config: the vocoder block needs the mel hop")
@@ -506,6 +607,66 @@ def model_block(name: str, value: Any, profile: str, mel_hop: int | None = None)
 
 
 # --- the whole file -------------------------------------------------------------------------------
+
+
+def _check_mel(mel: MelConfig, where: str = "mel") -> None:
+    """The `mel` block (MelConfig is audiosr.audio's, without a check of its own)."""
+    _at_least(mel, where, 1, "n_mels", "n_fft", "hop", "win")
+    _require(mel.win <= mel.n_fft, f"{where}.win: {mel.win} must be at most {where}.n_fft ({mel.n_fft})")
+    _require(
+        0 <= mel.fmin < mel.fmax <= NYQUIST,
+        f"{where}.fmin, {where}.fmax: {mel.fmin:g}, {mel.fmax:g} must be 0 <= fmin < fmax <= {NYQUIST:g} "
+        f"(the Nyquist frequency at {SAMPLE_RATE // 1000} kHz)",
+    )
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key repeated in a mapping (PyYAML itself keeps the last one)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.blocks: dict[yaml.Node, str] = {}  # each mapping node's dotted name, from its parent's key
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        where = self.blocks.get(node, "")
+        seen = set()
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                inside = f"in block {where!r}" if where else "at the top level"
+                raise ParamsError(f"{FILE}: line {key_node.start_mark.line + 1}: duplicate key {key!r} {inside}")
+            seen.add(key)
+            self.blocks[value_node] = f"{where}.{key}" if where else str(key)
+        return super().construct_mapping(node, deep)
+
+    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> list:
+        for i, item in enumerate(node.value):
+            self.blocks[item] = f"{self.blocks.get(node, '')}[{i}]"
+        return super().construct_sequence(node, deep)
+
+
+def parse(text: str) -> Any:
+    """params.yaml's text as data; a syntax error or a repeated key is a ParamsError naming the line."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f"line {mark.line + 1}: " if mark else ""
+        raise ParamsError(f"{FILE}: {at}could not parse YAML: {exc.problem or exc.context}") from exc
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (a control character)
+        line = text.count("\n", 0, exc.position) + 1
+        raise ParamsError(f"{FILE}: line {line}: could not parse YAML: {exc.reason} (#x{exc.character:04x})") from exc
+
+
+def stage_main(main: Callable[[], Any], *errors: type[Exception]) -> None:
+    """A stage script's entry point: `if __name__ == "__main__": stage_main(main)`.
+
+    A ParamsError (and any of `errors`, the stage's own expected failures) ends the stage with one line on
+    stderr, `<stage>: <message>`, and exit status 1; any other exception keeps its traceback."""
+    try:
+        main()
+    except (ParamsError, *errors) as exc:
+        sys.exit(f"{Path(main.__code__.co_filename).stem}: {exc}")
 
 
 @dataclass(frozen=True)
@@ -541,20 +702,23 @@ class Params:
         hints = _hints(cls)
         profile = coerce(raw["profile"], hints["profile"], "profile")
         mel = block(MelConfig, raw["mel"], "mel", MEL_KEYS)
+        _check_mel(mel)
         out: dict[str, Any] = {"profile": profile, "mel": mel}
         for name in names:
             if name in MODEL_BLOCKS:
                 out[name] = model_block(name, raw[name], profile, mel.hop)
             elif name not in out:
                 out[name] = coerce(raw[name], hints[name], name)
-        return cls(**out)
+        params = cls(**out)
+        _at_least(params, "", 0, "seed")
+        return params
 
     @classmethod
     def load(cls, path: str | Path = "params.yaml") -> Params:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: not found; run stages from the repository root")
-        return cls.from_dict(yaml.safe_load(path.read_text()) or {})
+        return cls.from_dict(parse(path.read_text()) or {})
 
     def to_dict(self) -> dict:
         """Every param as used: the model blocks with their resolved `arch` (what MLflow logs)."""

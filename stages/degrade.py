@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from audiosr.config import Params, mel_dict, to_dict  # noqa: E402
+from audiosr.config import Params, mel_dict, stage_main, to_dict  # noqa: E402
 from audiosr.data.segments import degrade_split  # noqa: E402
 from audiosr.data.store import atomic_dir  # noqa: E402
 from audiosr.params import workers  # noqa: E402
@@ -58,4 +58,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage_main(main)

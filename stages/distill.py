@@ -7,7 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from audiosr.config import Params, to_dict
+from audiosr.config import Params, stage_main, to_dict
 from audiosr.data.store import SegmentSet, atomic_dir
 from audiosr.models.load import load_model
 from audiosr.train.distill import DistillTask
@@ -54,4 +54,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage_main(main)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from audiosr import plots
 from audiosr.audio import SAMPLE_RATE, log_mel, write
-from audiosr.config import Params, to_dict
+from audiosr.config import Params, stage_main, to_dict
 from audiosr.data.store import SegmentSet
 from audiosr.evaluate import SETS, evaluate, summarise
 from audiosr.inference.model import ModelError
@@ -146,4 +146,4 @@ def mel_bin(hz: float, pipe: Pipeline) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    stage_main(main)

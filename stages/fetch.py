@@ -1,10 +1,9 @@
 """DVC stage fetch: make data/raw/manifest.csv (and the audio of generated sources) from `data`."""
 
-import sys
 from pathlib import Path
 
 from audiosr.audio import AudioError
-from audiosr.config import Params, to_dict
+from audiosr.config import Params, stage_main, to_dict
 from audiosr.data.instruments import InstrumentError
 from audiosr.data.sources import SourceError, build_manifest
 from audiosr.data.store import atomic_dir
@@ -35,8 +34,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (SourceError, AudioError, InstrumentError, ValueError) as exc:
-        # a bad source, file or param: one line saying what to do, not a traceback
-        sys.exit(f"fetch: {exc}")
+    # a bad source, file or param: one line saying what to do, not a traceback
+    stage_main(main, SourceError, AudioError, InstrumentError, ValueError)

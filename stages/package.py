@@ -4,7 +4,7 @@ logged to MLflow as the run's model (artifact `pipeline`, registered as the mode
 import json
 from pathlib import Path
 
-from audiosr.config import Params
+from audiosr.config import Params, stage_main
 from audiosr.data.store import SegmentSet
 from audiosr.inference.model import log_to_mlflow, package
 from audiosr.tracking import stage_run
@@ -39,4 +39,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage_main(main)

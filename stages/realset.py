@@ -1,12 +1,11 @@
 """DVC stage realset: the real-recordings test set -> data/real/ (clips/*.wav, manifest.csv), from `realset`."""
 
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-from audiosr.config import Params, to_dict
+from audiosr.config import Params, stage_main, to_dict
 from audiosr.data.realset import RealsetError, build
 from audiosr.data.store import atomic_dir
 from audiosr.tracking import stage_run
@@ -27,7 +26,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (RealsetError, ValueError) as exc:
-        sys.exit(f"realset: {exc}")
+    stage_main(main, RealsetError, ValueError)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from audiosr.config import Params, mel_dict, to_dict
+from audiosr.config import Params, mel_dict, stage_main, to_dict
 from audiosr.data.segments import segment_split, with_stems
 from audiosr.data.split import SPLITS
 from audiosr.data.store import atomic_dir
@@ -41,4 +41,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage_main(main)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from audiosr.config import Params, to_dict
+from audiosr.config import Params, stage_main, to_dict
 from audiosr.data.split import make_split
 from audiosr.data.store import write_json
 from audiosr.tracking import stage_run
@@ -20,4 +20,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage_main(main)

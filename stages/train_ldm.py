@@ -3,7 +3,7 @@
 Multi-process: torchrun --nproc_per_node N stages/train_ldm.py
 """
 
-from audiosr.config import Params, to_dict
+from audiosr.config import Params, stage_main, to_dict
 from audiosr.data.store import SegmentSet
 from audiosr.models.load import load_model
 from audiosr.train.ldm import LDMTask
@@ -35,4 +35,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stage_main(main)

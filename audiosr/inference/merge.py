@@ -5,9 +5,10 @@ overlap (above the cutoff), which keeps the level for uncorrelated and for ident
 Then the input's own spectrum is kept where it carries the signal and the generated one elsewhere
 (low-frequency replacement, `merge_bands`): by default bin by bin (`agreement`), under the input's own
 band (`audiosr.inference.cutoff.Band`) unless the input is far above the generated band, and above it
-where the two agree and the input stands above its noise floor; a fixed cut-off is the other choice.
-Either way the generated band is lowered where the generated signal is brighter than the input just under
-the cutoff (`seam_gain`), so the restored band keeps to the input's level.
+where the two agree and the input stands above its noise floor, or where the input is the louder one (the
+merge never takes away what the input carries); a fixed cut-off is the other choice. Either way the
+generated band is lowered or lifted where the generated signal is brighter or darker than the input just
+under the cutoff (`seam_gain`), so the restored band keeps to the input's level.
 STFT frames where the input is digitally silent get no generated band, so silence stays silence, while
 quiet input (a decay, a fade, a noise floor) keeps its restored band; over a stream this gives the same
 samples as merging the whole signals at once.
@@ -31,23 +32,34 @@ LFR_FFT = 2048  # low-frequency replacement STFT: Hann 2048, hop 512 (AudioSR's 
 # hi-hat low-passed at 4 kHz is nearly silent in the input and carries its band in the original.
 SILENCE = 1e-7
 # The adaptive merge keeps an input bin where its local level lies within AGREE_DB of the generated one's
-# and, above the input's band (cutoff.Band), stands FLOOR_MARGIN_DB above its noise floor (under the band's
-# cutoff: unless it is more than AGREE_DB[1] above it); further below, the input's band was filtered away
-# (a low-pass's stop band and roll-off); further above, it carries what the model took out (noise, hum).
+# and, above the input's band (cutoff.Band), stands FLOOR_MARGIN_DB above its noise floor or above the
+# generated one (under the band's cutoff: unless it is more than AGREE_DB[1] above it); further below, the
+# input's band was filtered away (a low-pass's stop band and roll-off); further above, it carries what the
+# model took out (noise, hum). Where the input's floor is no louder than a 16-bit file's quantisation noise
+# (QUIET_FLOOR_DBFS, white), an input bin louder than the generated one is kept too: the merge never takes
+# away what a clean input carries, and the model never learnt the top of the band over 21 kHz (its training
+# songs are rendered from 44.1 kHz samples), which a recording made at 48 kHz or more carries. A noisier
+# floor is noise the model may take out.
 # "Local": power averaged over +-SMOOTH_FRAMES STFT frames and +-SMOOTH_BINS bins (Hann 2048, hop 512:
 # +-0.5 s, +-140 Hz). Chosen on the evaluation grid (README: the band merge study).
 AGREE_DB = (-15.0, 15.0)
+QUIET_FLOOR_DBFS = -90.0
 SMOOTH_FRAMES = 48
 SMOOTH_BINS = 6
 # The seam: where the generated signal stands more than SEAM_TOLERANCE_DB above the input in the band from
 # SEAM_OCTAVES[0] to SEAM_OCTAVES[1] octaves under the cutoff (the median over its bins of their power ratio,
-# each power averaged over +-SMOOTH_FRAMES), the generated band above the cutoff is lowered by the excess. The
-# model is too bright on dark, quiet and sparse material, and the brightness it adds above the cutoff goes
-# with what it adds just under it, where the input shows the truth. The median, and leaving out the last
-# quarter octave, keep a filter's roll-off (which dims the input's top bins, most of a hi-hat's energy there)
-# from counting as brightness. Chosen on both test sets (README: Results of the default run).
+# each power averaged over +-SEAM_FRAMES, +-43 ms), the generated band above the cutoff is lowered by the
+# excess; where it stands more than SEAM_TOLERANCE_DB below, it is lifted by the shortfall, at most
+# SEAM_LIFT_DB. The model is too bright on dark, quiet and sparse material, and too dull on a strike's first
+# frames, and what it adds or misses above the cutoff goes with what it adds or misses just under it, where
+# the input shows the truth. Averaged over a few frames, the gain follows a strum's decay after its attack.
+# The median, and leaving out the last quarter octave, keep a filter's roll-off (which dims the input's top
+# bins, most of a hi-hat's energy there) from counting as brightness. Chosen on both test sets (README:
+# Results of the default run).
 SEAM_OCTAVES = (1.0, 0.25)
-SEAM_TOLERANCE_DB = 3.0
+SEAM_FRAMES = 4
+SEAM_TOLERANCE_DB = 6.0
+SEAM_LIFT_DB = 12.0
 
 
 def cutoff_bin(cutoff_hz: float, n_fft: int) -> int:
@@ -114,23 +126,27 @@ def agreement(sx: torch.Tensor, sy: torch.Tensor, below: torch.Tensor, floor: to
     over_time = mean(power, 0, SMOOTH_FRAMES)
     wide, own = ratio_db(mean(over_time, SMOOTH_BINS, 0)), ratio_db(over_time)
     agree = (wide >= AGREE_DB[0]) & (own >= AGREE_DB[0]) & (own <= AGREE_DB[1])
-    agree &= over_time[:, 0] >= floor * 10 ** (FLOOR_MARGIN_DB / 10)  # not the input's noise alone
+    # not the input's noise alone, unless that is a clean file's and the generated one has even less
+    quiet = floor <= 10 ** (QUIET_FLOOR_DBFS / 10) * float(torch.hann_window(LFR_FFT, dtype=floor.dtype).pow(2).sum())
+    agree &= (over_time[:, 0] >= floor * 10 ** (FLOOR_MARGIN_DB / 10)) | (quiet & (own >= 0))
     return (wide <= AGREE_DB[1]) & (agree | below)
 
 
 def seam_gain(sx: torch.Tensor, sy: torch.Tensor, bins: Sequence[int]) -> torch.Tensor:
     """STFTs (C, bins, frames) of the input and the generated signal and each channel's cutoff bin -> (C, 1,
-    frames) gains <= 1 for the generated band above the cutoff (see SEAM_OCTAVES); 1 where a channel keeps
-    no input (cutoff bin 0)."""
+    frames) gains for the generated band above the cutoff (see SEAM_OCTAVES); 1 where a channel keeps no
+    input (cutoff bin 0)."""
     gain = torch.ones(sx.shape[0], 1, sx.shape[2], dtype=sx.real.dtype)
     for c, b in enumerate(bins):
         lo, hi = (int(b * 2**-octaves) for octaves in SEAM_OCTAVES)
         if not 0 < lo < hi:
             continue
         power = torch.stack([sx[c, lo:hi].abs().pow(2), sy[c, lo:hi].abs().pow(2)])  # (2, bins, frames)
-        local = torch.nn.functional.avg_pool1d(power, 2 * SMOOTH_FRAMES + 1, 1, SMOOTH_FRAMES, count_include_pad=False)
+        local = torch.nn.functional.avg_pool1d(power, 2 * SEAM_FRAMES + 1, 1, SEAM_FRAMES, count_include_pad=False)
         excess_db = 10 * torch.log10((local[1] + 1e-20) / (local[0] + 1e-20)).median(dim=0).values
-        gain[c, 0] = 10 ** (-torch.clamp(excess_db - SEAM_TOLERANCE_DB, min=0.0) / 20)
+        lower = torch.clamp(excess_db - SEAM_TOLERANCE_DB, min=0.0)
+        lift = torch.clamp(-excess_db - SEAM_TOLERANCE_DB, min=0.0, max=SEAM_LIFT_DB)
+        gain[c, 0] = 10 ** ((lift - lower) / 20)
     return gain
 
 
@@ -183,7 +199,7 @@ def merge_bands(
 def context(n_fft: int = LFR_FFT) -> int:
     """Samples of context on either side that make a piece's merge equal to the whole signal's there:
     the STFT's window, plus the local averages' frames (the adaptive merge's and the seam's)."""
-    return n_fft + SMOOTH_FRAMES * (n_fft // 4)
+    return n_fft + max(SMOOTH_FRAMES, SEAM_FRAMES) * (n_fft // 4)
 
 
 def replace_low_band(

@@ -6,8 +6,11 @@ grow with the input's length."""
 
 from __future__ import annotations
 
+import fcntl
 import math
+import os
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,13 +19,14 @@ import soundfile as sf
 import soxr
 from scipy import signal
 
-from audiosr.audio import AudioError
+from audiosr.audio import AudioError, temporary
 
 BLOCK = 1 << 17  # samples per streamed block (2.7 s at 48 kHz); a multiple of the replacement STFT's hop
 FULL_SCALE = 0.999  # an input sample at or above it, in a run of CLIP_RUN or more, was clipped
 CLIP_RUN = 3  # a lone sample at full scale is a peak that happens to reach it; three in a row are a flat top
 LPC_ORDER = 32  # the linear predictor that continues a signal past its ends (see `continuation`)
 LPC_CONTEXT = 2048  # the samples at an end it is fitted on
+WHITE_NOISE = 1e-3  # its regularisation, as a fraction of the context's power (see `_predictor`)
 
 
 class OutputError(OSError):
@@ -42,7 +46,9 @@ def _predictor(context: np.ndarray, order: int) -> np.ndarray | None:
     r = np.correlate(w, w, "full")[len(w) - 1 : len(w) + order].copy()
     if r[0] <= 0:
         return None
-    r[0] *= 1 + 1e-9  # a whisper of white noise keeps the recursion well conditioned on pure tones
+    # white noise at -30 dB keeps the recursion well conditioned: on a pure tone, and on a decoded lossy file,
+    # whose empty top band otherwise gives poles at the unit circle there that ring at 55 times its peak
+    r[0] *= 1 + WHITE_NOISE
     a, e = np.zeros(order + 1), r[0]
     a[0] = 1.0
     for i in range(1, order + 1):
@@ -54,7 +60,7 @@ def _predictor(context: np.ndarray, order: int) -> np.ndarray | None:
 
 def continuation(v: np.ndarray, n: int) -> np.ndarray:
     """v: (T,) -> the n samples after its end, predicted by a linear predictor of its last LPC_CONTEXT
-    samples (zeros for a silent or very short v), bounded by twice the context's peak."""
+    samples (zeros for a silent or very short v), bounded by the context's peak."""
     context = np.asarray(v[-LPC_CONTEXT:], np.float64)
     order = min(LPC_ORDER, len(context) // 2)
     a = _predictor(context, order) if order > 0 else None
@@ -62,7 +68,7 @@ def continuation(v: np.ndarray, n: int) -> np.ndarray:
         return np.zeros(n)
     state = signal.lfiltic([1.0], a, context[::-1][:order])
     out = signal.lfilter([1.0], a, np.zeros(n), zi=state)[0]
-    bound = 2 * np.abs(context).max()
+    bound = np.abs(context).max()
     return np.clip(np.nan_to_num(out), -bound, bound)
 
 
@@ -246,26 +252,64 @@ class Written:
     peak: float  # the largest magnitude before clipping
 
 
+@contextmanager
+def claimed(path: Path) -> Iterator[None]:
+    """Hold `path` for writing against other runs of this machine: an exclusive lock on a lock file beside
+    it (`.<name>.lock`, removed after; the system releases the lock of a run that dies). OutputError when
+    another run holds it."""
+    lock = path.with_name(f".{path.name}.lock")
+    while True:
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputError(
+                f"{path}: another run is writing it now; wait for it to finish or choose another output"
+            ) from None
+        try:
+            if os.fstat(fd).st_ino == os.stat(lock).st_ino:  # not a lock file its last holder just removed
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
 def write_stream(path: Path, blocks: Iterable[np.ndarray], sr: int, channels: int) -> Written:
     """Write (C, k) float blocks to `path` as they come, in the format its suffix names (24-bit where the
-    format has it), under a temporary name renamed at the end: an interrupted write never leaves a file
-    that looks complete. Samples beyond full scale are clipped, and counted. OutputError naming `path`
-    when its folder cannot be made or written to, before any block is asked for."""
+    format has it), under a temporary name of its own renamed at the end: an interrupted write never leaves
+    a file that looks complete, and a second run writing the same path at the same time is refused
+    (`claimed`). Samples beyond full scale are clipped, and counted; a non-finite sample is an OutputError
+    and nothing is written. OutputError naming `path` when its folder cannot be made or written to, before
+    any block is asked for."""
     path = Path(path)
     fmt = path.suffix[1:].upper()
     if fmt not in sf.available_formats():
         raise ValueError(f"{path}: unknown audio format {path.suffix!r}; use .wav or .flac")
     subtype = "PCM_24" if sf.check_format(fmt, "PCM_24") else None
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:  # the system's reason, which soundfile reduces to "System error"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.open("wb").close()
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot be written ({_why(exc)})") from exc
     written = Written(0, 0, 0.0)
-    try:
+    with ExitStack() as stack:
+        try:  # the system's reason, which soundfile reduces to "System error"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(claimed(path))
+            tmp = temporary(path)
+        except OutputError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot be written ({_why(exc)})") from exc
+        stack.callback(tmp.unlink, missing_ok=True)
         with sf.SoundFile(str(tmp), "w", sr, channels, subtype, format=fmt) as f:
             for block in blocks:
+                if not np.isfinite(block).all():
+                    raise OutputError(
+                        f"{path}: the model gave non-finite samples (NaN or infinity); nothing was written "
+                        "(try --precision fp32, or check the model folder)"
+                    )
                 if block.size:
                     magnitude = np.abs(block)
                     written.peak = max(written.peak, float(magnitude.max()))
@@ -273,6 +317,4 @@ def write_stream(path: Path, blocks: Iterable[np.ndarray], sr: int, channels: in
                 written.samples += block.shape[1]
                 f.write(np.clip(block.T, -1.0, 1.0))
         tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return written
