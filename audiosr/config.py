@@ -717,7 +717,7 @@ class Params:
     def load(cls, path: str | Path = "params.yaml") -> Params:
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"{path}: not found; run stages from the repository root")
+            raise ParamsError(f"{path}: not found; run stages from the repository root")
         return cls.from_dict(parse(path.read_text()) or {})
 
     def to_dict(self) -> dict:

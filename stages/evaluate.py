@@ -146,4 +146,4 @@ def mel_bin(hz: float, pipe: Pipeline) -> float:
 
 
 if __name__ == "__main__":
-    stage_main(main)
+    stage_main(main, ModelError)

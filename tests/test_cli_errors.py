@@ -75,6 +75,20 @@ def broken_copies(model_dir: Path, root: Path) -> dict[str, tuple[Path, str]]:
     del config["mel"]
     (folder / "config.json").write_text(json.dumps(config))
     cases["config without mel"] = (folder, "config.json")
+    # edited values: each one line naming the key, before any input is blamed
+    student = {**config["ldm"], "distilled_from": "ldm"}  # a student without its sampling_steps
+    for key, edit in {
+        "latent_scale": {"latent_scale": "abc"},
+        "n_mels": {"n_mels": 80},
+        "segment_frames": {"segment_frames": 0},
+        "profile": {"profile": "full"},
+        "student.sampling_steps": {"student": student},
+    }.items():
+        folder = copy(f"config_{key}")
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({**config, **edit}))
+        shutil.copy(folder / "ldm.safetensors", folder / "student.safetensors")
+        cases[f"config {key}"] = (folder, f"config.json: {key}" if key != "student.sampling_steps" else "config.json")
     return cases
 
 

@@ -86,6 +86,32 @@ def test_band_ends_at_the_filter_edge_also_under_noise(filter) -> None:
     assert band_of(np.zeros(N, np.float32)).cutoff_hz == 0.0
 
 
+def dark(seed: int = 4) -> np.ndarray:
+    """A dark recording: noise falling 24 dB per octave above 300 Hz (a kick, a strum's decay), its energy
+    cutoff near 1 kHz, yet audible to 12 kHz and beyond."""
+    rng = np.random.default_rng(seed)
+    sos = signal.butter(4, 300, btype="low", fs=SAMPLE_RATE, output="sos")
+    return (0.3 * signal.sosfilt(sos, rng.standard_normal(N))).astype(np.float32)
+
+
+@pytest.mark.parametrize("filter", ["butterworth", "chebyshev", "elliptic"])
+def test_a_dark_recordings_band_ends_at_the_filter_not_at_its_energy_cutoff(filter) -> None:
+    x = lowpass(dark(), SAMPLE_RATE, filter, 8, 12_000.0)
+    assert metrics.detect_cutoff(x) < 2000
+    assert 11_000 <= band_of(x).cutoff_hz <= 13_000, band_of(x)
+
+
+def test_a_dark_recording_keeps_its_own_band_under_a_too_bright_model() -> None:
+    """Low-passed at 12 kHz, with a generated signal 30 dB too bright from 1 kHz up (the model taking it
+    for a mix low-passed there): the merge keeps the input's own band up to the filter."""
+    truth = dark()
+    x = lowpass(truth, SAMPLE_RATE, "butterworth", 8, 12_000.0)
+    hp = signal.butter(4, 1000, btype="high", fs=SAMPLE_RATE, output="sos")
+    bright = truth + 10 ** (30 / 20) * signal.sosfilt(hp, dark(seed=5)).astype(np.float32)
+    levels = metrics.band_level_error(truth, replace_low_band(x, bright), 2000.0)  # 2-4, 4-8, 8-16 kHz
+    assert max(abs(v) for v in levels[:2]) < 1.0, levels
+
+
 def test_fixed_cut_keeps_the_input_below_it() -> None:
     truth = coloured(seed=1)
     y = generated(truth, 4000.0)

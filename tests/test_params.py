@@ -329,3 +329,9 @@ def test_every_stage_refuses_bad_params_in_one_line(stages_on_bad_params, name) 
     assert err.splitlines() == [
         f"{name}: params.yaml: filter.order: 1000 is not an order audiosr.degrade's filters take; use 1 to 32"
     ]
+
+
+def test_a_missing_params_yaml_is_a_params_error(tmp_path) -> None:
+    """So every stage says it in one line, as any other params error."""
+    with pytest.raises(ParamsError, match="params.yaml: not found; run stages from the repository root"):
+        Params.load(tmp_path / "params.yaml")

@@ -58,7 +58,7 @@ SMOOTH_BINS = 6
 # Results of the default run).
 SEAM_OCTAVES = (1.0, 0.25)
 SEAM_FRAMES = 4
-SEAM_TOLERANCE_DB = 6.0
+SEAM_TOLERANCE_DB = 6.5
 SEAM_LIFT_DB = 12.0
 
 

@@ -22,6 +22,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from audiosr.audio import SAMPLE_RATE, MelConfig
 from audiosr.data.store import atomic_dir, write_json
 from audiosr.models.load import load_model, load_unet, load_vae, load_vocoder
 from audiosr.tracking import repo_root, tracking_uri
@@ -185,11 +186,55 @@ def read_config(path: Path) -> dict:
         )
     if STUDENT in config and not (path / f"{STUDENT}.safetensors").exists():
         raise ModelError(f"{path}: incomplete model folder, missing {STUDENT}.safetensors; {REBUILD}, or {{other}}")
-    lacking = [k for k in ("mel", "latent_scale", "n_mels", *PARTS) if k not in config]
-    lacking += [f"{p}.arch" for p in PARTS if p in config and "arch" not in (config[p] or {})]
+    parts = (*PARTS, STUDENT) if STUDENT in config else PARTS
+    lacking = [k for k in ("mel", "latent_scale", "n_mels", "profile", *PARTS) if k not in config]
+    lacking += [f"{p}.arch" for p in parts if p in config and not isinstance((config[p] or {}).get("arch"), dict)]
+    if STUDENT in config and "sampling_steps" not in (config[STUDENT] or {}):
+        lacking.append(f"{STUDENT}.sampling_steps")
     if lacking:
         raise ModelError(f"{file}: not a pipeline config (no {', '.join(lacking)}); {REBUILD}, or {{other}}")
+    _check_values(config, file, parts)
     return config
+
+
+def _check_values(config: dict, file: Path, parts: tuple[str, ...]) -> None:
+    """The values of a pipeline config that inference reads, and their agreement with each other: one
+    ModelError naming the file and the key."""
+
+    def require(ok: bool, key: str, what: str) -> None:
+        if not ok:
+            raise ModelError(f"{file}: {key} {what}; {REBUILD}, or {{other}}")
+
+    def whole(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+    scale = config["latent_scale"]
+    ok = isinstance(scale, int | float) and not isinstance(scale, bool) and math.isfinite(scale) and scale > 0
+    require(ok, "latent_scale", f"is {scale!r}, not a positive number")
+    require(whole(config["n_mels"]), "n_mels", f"is {config['n_mels']!r}, not a whole number of at least 1")
+    for part in parts:
+        require(isinstance(config[part], dict), part, "is not a part's config")
+        named = config[part].get("profile", config["profile"])
+        require(named == config["profile"], "profile", f"{config['profile']!r} is not the {part}'s ({named!r})")
+        mels = config[part].get("n_mels", config["n_mels"])
+        require(mels == config["n_mels"], "n_mels", f"{config['n_mels']!r} is not the {part}'s ({mels!r})")
+    try:
+        mel = MelConfig(**config["mel"])
+    except TypeError as exc:
+        raise ModelError(f"{file}: mel is not a mel config ({_reason(exc)}); {REBUILD}, or {{other}}") from exc
+    require(mel.n_mels == config["n_mels"], "mel.n_mels", f"{mel.n_mels!r} is not n_mels ({config['n_mels']!r})")
+    require(mel.sample_rate == SAMPLE_RATE, "mel.sample_rate", f"is {mel.sample_rate!r}, not {SAMPLE_RATE}")
+    factor = config["vae"].get("factor", 1)
+    require(whole(factor), "vae.factor", f"is {factor!r}, not a whole number of at least 1")
+    frames = config.get("segment_frames", 512)
+    ok = whole(frames) and frames % factor == 0
+    require(ok, "segment_frames", f"is {frames!r}, not a positive multiple of the VAE's factor {factor}")
+    for part in ("ldm", STUDENT) if STUDENT in parts else ("ldm",):
+        channels = config[part].get("latent_channels")
+        require(whole(channels), f"{part}.latent_channels", f"is {channels!r}, not a whole number of at least 1")
+    if STUDENT in parts:
+        steps = config[STUDENT]["sampling_steps"]
+        require(whole(steps), f"{STUDENT}.sampling_steps", f"is {steps!r}, not a whole number of at least 1")
 
 
 def _tensors(path: Path, part: str) -> dict[str, torch.Tensor]:
