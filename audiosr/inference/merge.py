@@ -44,6 +44,8 @@ SILENCE = 1e-7
 # +-0.5 s, +-140 Hz). Chosen on the evaluation grid (README: the band merge study).
 AGREE_DB = (-15.0, 15.0)
 QUIET_FLOOR_DBFS = -90.0
+# as a noise floor of cutoff.Band: the power of a Hann-LFR_FFT STFT bin of white noise at that level
+QUIET_FLOOR = 10 ** (QUIET_FLOOR_DBFS / 10) * 3 / 8 * LFR_FFT
 SMOOTH_FRAMES = 48
 SMOOTH_BINS = 6
 # The seam: where the generated signal stands more than SEAM_TOLERANCE_DB above the input in the band from
@@ -127,8 +129,7 @@ def agreement(sx: torch.Tensor, sy: torch.Tensor, below: torch.Tensor, floor: to
     wide, own = ratio_db(mean(over_time, SMOOTH_BINS, 0)), ratio_db(over_time)
     agree = (wide >= AGREE_DB[0]) & (own >= AGREE_DB[0]) & (own <= AGREE_DB[1])
     # not the input's noise alone, unless that is a clean file's and the generated one has even less
-    quiet = floor <= 10 ** (QUIET_FLOOR_DBFS / 10) * float(torch.hann_window(LFR_FFT, dtype=floor.dtype).pow(2).sum())
-    agree &= (over_time[:, 0] >= floor * 10 ** (FLOOR_MARGIN_DB / 10)) | (quiet & (own >= 0))
+    agree &= (over_time[:, 0] >= floor * 10 ** (FLOOR_MARGIN_DB / 10)) | ((floor <= QUIET_FLOOR) & (own >= 0))
     return (wide <= AGREE_DB[1]) & (agree | below)
 
 
