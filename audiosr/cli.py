@@ -31,8 +31,20 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from audiosr.inference.model import package_version
+
+        typer.echo(f"audiosr {package_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     """Audio super-resolution by latent diffusion: data, degradation and restoration tools."""
 
 
@@ -257,7 +269,8 @@ def upsample(
     model: Annotated[
         str | None,
         typer.Option(
-            help="Pipeline folder, runs:/<run id>/pipeline or models:/<name>/<version>. Default: models/pipeline."
+            help="Pipeline folder, runs:/<run id>/pipeline or models:/<name>/<version>. Default: $AUDIOSR_MODEL, else "
+            "models/pipeline of the repository holding the current folder, or of the one audiosr is installed from."
         ),
     ] = None,
     steps: Annotated[
@@ -296,9 +309,14 @@ def upsample(
         bool,
         typer.Option("--force", help="Overwrite existing outputs; upsample inputs that are already 48 kHz full band."),
     ] = False,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="Leave inputs whose output exists alone (a re-run of a folder).")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summaries, only errors.")] = False,
 ) -> None:
     """Restore recordings to 48 kHz with a trained model: any length, rate and channel count."""
+    if force and skip_existing:
+        _fail("--force and --skip-existing: choose one")
     if output_rate not in OUTPUT_RATES:
         _fail(f"--output-rate: {output_rate} is not one of {', '.join(map(str, OUTPUT_RATES))}")
     if steps is not None and steps < 1:
@@ -332,6 +350,10 @@ def upsample(
         targets: set[Path] = set()
         with bar("upsample", disable=True if quiet else None) as progress:
             for job in jobs:
+                if skip_existing and job.dst.exists():
+                    if not quiet:
+                        typer.echo(f"{job.src}: skipped, {job.dst} exists")
+                    continue
                 error = _check(job, sources, targets, force)
                 if error is None:
                     task = progress.add_task(job.src.name, total=None, info="")

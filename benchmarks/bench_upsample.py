@@ -174,7 +174,7 @@ def main() -> None:
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--input", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    from audiosr.inference.model import default_model
+    from audiosr.inference.model import default_models
     from audiosr.inference.restore import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
     args.steps = DEFAULT_STEPS if args.steps is None else args.steps
@@ -186,7 +186,7 @@ def main() -> None:
         root = Path(tmp)
         if args.profile:
             args.model = str(random_pipeline(args.profile, root / "models"))
-        args.model = args.model or str(default_model())
+        args.model = args.model or str(default_models()[0])
         if not Path(args.model).is_dir():
             sys.exit(f"{args.model}: no model; train one (make run), pass --model, or time --profile small")
         rows = []

@@ -395,3 +395,60 @@ def test_degrade_rejects_out_of_range_values(tmp_path, option, value, say) -> No
     assert r.exit_code == 1 and len(lines) == 1, r.output
     assert lines[0].startswith(f"error: {option}: {value}") and say in lines[0], r.output
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# From anywhere
+
+
+def test_version() -> None:
+    r = run("--version")
+    assert r.exit_code == 0 and r.output.startswith("audiosr "), r.output
+
+
+def test_the_default_model_is_audiosr_model_from_any_folder(tmp_path, model_dir, monkeypatch) -> None:
+    """Outside any repository, with $AUDIOSR_MODEL naming the model: no --model needed."""
+    src = write(tmp_path / "a.wav", music(22_000), 44_100)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.setenv("AUDIOSR_MODEL", str(model_dir))
+    r = run("upsample", src, *STEPS)
+    assert r.exit_code == 0 and (tmp_path / "a_48k.wav").exists(), r.output
+    monkeypatch.setenv("AUDIOSR_MODEL", str(tmp_path / "nope"))
+    lines = error_lines(r := run("upsample", src, *STEPS, "--force"))
+    assert r.exit_code == 1 and len(lines) == 1 and "nope: no such model folder" in lines[0], r.output
+
+
+def test_no_default_model_names_where_it_looked(tmp_path, monkeypatch) -> None:
+    from audiosr.inference import model
+
+    looked = [tmp_path / "here" / "models" / "pipeline", tmp_path / "checkout" / "models" / "pipeline"]
+    monkeypatch.delenv("AUDIOSR_MODEL", raising=False)
+    monkeypatch.setattr(model, "default_models", lambda: looked)
+    src = write(tmp_path / "a.wav", music(22_000), 44_100)
+    lines = error_lines(r := run("upsample", src))
+    assert r.exit_code == 1 and len(lines) == 1, r.output
+    assert all(str(p) in lines[0] for p in looked) and "AUDIOSR_MODEL" in lines[0], r.output
+
+
+def test_a_model_uri_outside_the_repository_creates_no_store(tmp_path, monkeypatch) -> None:
+    src = write(tmp_path / "a.wav", music(22_000), 44_100)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    lines = error_lines(r := run("upsample", src, "--model", "models:/audiosr/1"))
+    assert r.exit_code == 1 and len(lines) == 1 and "there is no tracking store" in lines[0], r.output
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_skip_existing_re_runs_a_folder(tmp_path, model_dir) -> None:
+    srcs = [write(tmp_path / "in" / f"{n}.wav", music(20_000, seed=i), 44_100) for i, n in enumerate("ab")]
+    out = tmp_path / "out"
+    assert run("upsample", srcs[0], "--model", model_dir, *STEPS, "-o", out).exit_code == 0
+    before = (out / "a_48k.wav").stat().st_mtime_ns
+    r = run("upsample", tmp_path / "in", "--model", model_dir, *STEPS, "-o", out)
+    assert r.exit_code == 1 and "exists; pass --force" in r.output  # without it: the existing one fails
+    (out / "b_48k.wav").unlink()
+    r = run("upsample", tmp_path / "in", "--model", model_dir, *STEPS, "-o", out, "--skip-existing")
+    assert r.exit_code == 0 and "a.wav: skipped" in r.output and (out / "b_48k.wav").exists(), r.output
+    assert (out / "a_48k.wav").stat().st_mtime_ns == before

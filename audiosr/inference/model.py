@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import re
 import tempfile
 from collections.abc import Iterator
@@ -114,30 +115,47 @@ def log_to_mlflow(path: Path, mlflow, register: str | None = None, tags: dict | 
     return f"runs:/{run_id}/{ARTIFACT_PATH}"
 
 
-def default_model() -> Path:
-    return repo_root() / "models" / "pipeline"
+MODEL_ENV = "AUDIOSR_MODEL"  # the default --model: a folder or a runs:/ or models:/ URI
+
+
+def default_models() -> list[Path]:
+    """Where the default model may be, in order: models/pipeline of the repository holding the current
+    folder, and of the checkout holding this package (an editable install, used from anywhere)."""
+    checkout = Path(__file__).resolve().parents[2]
+    roots = [repo_root(), *([checkout] if (checkout / "dvc.yaml").exists() else [])]
+    return list(dict.fromkeys(root / "models" / "pipeline" for root in roots))
 
 
 @contextlib.contextmanager
 def resolve_model(spec: str | None) -> Iterator[Path]:
     """A model argument -> a local pipeline folder, for the duration of the block.
 
-    None: the repository's models/pipeline. ``runs:/<run id>/pipeline`` or ``models:/<name>/<version>``:
-    downloaded from the tracking store (`audiosr.tracking.tracking_uri`) into a temporary folder,
-    removed afterwards. Anything else is a path.
+    None: $AUDIOSR_MODEL, else the first of `default_models` that exists. ``runs:/<run id>/pipeline`` or
+    ``models:/<name>/<version>``: downloaded from the tracking store (`audiosr.tracking.tracking_uri`)
+    into a temporary folder, removed afterwards. Anything else is a path.
     """
+    if spec is None and os.environ.get(MODEL_ENV):
+        spec = os.environ[MODEL_ENV]
     if spec is None:
-        path = default_model()
-        if not path.is_dir():
+        candidates = default_models()
+        path = next((c for c in candidates if c.is_dir()), None)
+        if path is None:
             raise ModelError(
-                f"no model: {path} does not exist; train one with `make run` (dvc repro) or {{other}} "
-                "PATH, runs:/<run id>/pipeline or models:/<name>/<version>"
+                f"no model: neither {' nor '.join(map(str, candidates))} exists; train one with `make run` "
+                f"(dvc repro), set ${MODEL_ENV}, or {{other}} PATH, runs:/<run id>/pipeline or "
+                "models:/<name>/<version>"
             )
         yield path
     elif spec.startswith(URI_SCHEMES):
         import mlflow
 
         uri = tracking_uri()
+        store = Path(uri.removeprefix("sqlite:///"))
+        if uri.startswith("sqlite:///") and not store.exists():  # mlflow would create an empty one
+            raise ModelError(
+                f"{spec}: there is no tracking store {store}; run from the repository that logged it, "
+                "or set MLFLOW_TRACKING_URI"
+            )
         with tempfile.TemporaryDirectory(prefix="audiosr-model-") as tmp:
             try:
                 local = mlflow.artifacts.download_artifacts(
@@ -154,7 +172,7 @@ def resolve_model(spec: str | None) -> Iterator[Path]:
         yield Path(spec)
 
 
-def _version() -> str:
+def package_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -180,7 +198,7 @@ def read_config(path: Path) -> dict:
         raise ModelError(f"{file}: not a pipeline config (a JSON {type(config).__name__}); {REBUILD}, or {{other}}")
     if config.get("version") != VERSION:
         raise ModelError(
-            f"{path}: model format version {config.get('version')}, this audiosr ({_version()}) reads "
+            f"{path}: model format version {config.get('version')}, this audiosr ({package_version()}) reads "
             f"version {VERSION}; {REBUILD} with this audiosr, install the audiosr that wrote it, "
             "or {other}"
         )
