@@ -23,7 +23,10 @@ from audiosr.inference.restore import DEFAULT_GUIDANCE, DEFAULT_STEPS, OUTPUT_RA
 from audiosr.inference.spectrogram import Spectrograms
 from audiosr.progress import bar
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audio super-resolution tools.")
+# plain help (click's): flags shown as flags, not as `--force <bool>`
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="Audio super-resolution tools."
+)
 
 
 def _fail(message: str) -> NoReturn:
@@ -42,7 +45,8 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def main(
     version: Annotated[
-        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
     """Audio super-resolution by latent diffusion: data, degradation and restoration tools."""
@@ -131,6 +135,7 @@ class Job:
     src: Path
     dst: Path
     found: bool  # found in a folder (not named on the command line)
+    tree: Path = Path()  # its folder under the folder it was found in (mirrored under -o and --spectrogram)
 
 
 def plan(inputs: list[Path], output: Path | None, rate: int) -> tuple[list[Job], list[str]]:
@@ -161,13 +166,14 @@ def plan(inputs: list[Path], output: Path | None, rate: int) -> tuple[list[Job],
     single = len(inputs) == 1 and len(found) == 1 and found[0][1] is None
     jobs = []
     for src, root in found:
+        tree = src.parent.relative_to(root) if root else Path()
         if output is None:
             dst = src.with_name(src.stem + suffix)
         elif single and output.suffix and not output.is_dir():
             dst = output
         else:
-            dst = output / (src.parent.relative_to(root) if root else Path()) / (src.stem + suffix)
-        jobs.append(Job(src, dst, root is not None))
+            dst = output / tree / (src.stem + suffix)
+        jobs.append(Job(src, dst, root is not None, tree))
     outputs = {j.dst.resolve() for j in jobs}
     return [j for j in jobs if not (j.found and j.src.resolve() in outputs)], errors
 
@@ -185,8 +191,9 @@ def _cutoff(value: str) -> float | None:
 
 
 def _spectrogram_path(spectrogram: Path, job: Job, many: bool) -> Path:
-    """The PNG itself for one input, `<output stem>.png` inside it for several (or when it is a folder)."""
-    return spectrogram / f"{job.dst.stem}.png" if many or spectrogram.is_dir() else spectrogram
+    """The PNG itself for one input, `<output stem>.png` inside it for several (or when it is a folder), in
+    the input's folder under the folder it was found in."""
+    return spectrogram / job.tree / f"{job.dst.stem}.png" if many or spectrogram.is_dir() else spectrogram
 
 
 def _save_figure(spectrograms: Spectrograms, result: FileResult, path: Path) -> None:
@@ -310,7 +317,8 @@ def upsample(
         typer.Option("--force", help="Overwrite existing outputs; upsample inputs that are already 48 kHz full band."),
     ] = False,
     skip_existing: Annotated[
-        bool, typer.Option("--skip-existing", help="Leave inputs whose output exists alone (a re-run of a folder).")
+        bool,
+        typer.Option("--skip-existing", help="Leave inputs whose output exists alone (a re-run of a folder)."),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summaries, only errors.")] = False,
 ) -> None:

@@ -452,3 +452,31 @@ def test_skip_existing_re_runs_a_folder(tmp_path, model_dir) -> None:
     r = run("upsample", tmp_path / "in", "--model", model_dir, *STEPS, "-o", out, "--skip-existing")
     assert r.exit_code == 0 and "a.wav: skipped" in r.output and (out / "b_48k.wav").exists(), r.output
     assert (out / "a_48k.wav").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("command", ["upsample", "degrade"])
+def test_flags_show_as_flags(command) -> None:
+    r = run(command, "--help")
+    assert r.exit_code == 0 and "--force" in r.output and "<bool>" not in r.output, r.output
+
+
+def test_spectrograms_of_a_folder_mirror_its_tree(tmp_path, model_dir) -> None:
+    """x/take.wav and y/take.wav under one folder: two PNGs, in x/ and y/ under the --spectrogram folder."""
+    for i, sub in enumerate("xy"):
+        write(tmp_path / "in" / sub / "take.wav", music(20_000, seed=i), 44_100)
+    r = run(
+        "upsample",
+        tmp_path / "in",
+        "--model",
+        model_dir,
+        *STEPS,
+        "-o",
+        tmp_path / "out",
+        "--spectrogram",
+        tmp_path / "png",
+    )
+    assert r.exit_code == 0, r.output
+    assert sorted(str(p.relative_to(tmp_path / "png")) for p in (tmp_path / "png").rglob("*.png")) == [
+        "x/take_48k.png",
+        "y/take_48k.png",
+    ]

@@ -357,6 +357,10 @@ def test_cli_full_band_48k_is_copied_unless_forced(tmp_path, model_dir) -> None:
 def test_cli_model_errors(tmp_path, model_dir, monkeypatch) -> None:
     src = write(tmp_path / "a.wav", music(22_000), 44_100)
     monkeypatch.chdir(tmp_path)  # no repository here, so no models/pipeline
+    monkeypatch.delenv("AUDIOSR_MODEL", raising=False)
+    from audiosr.inference import model  # nor in the checkout audiosr runs from (a clean clone's)
+
+    monkeypatch.setattr(model, "default_models", lambda: [tmp_path / "models" / "pipeline"])
     r = run("upsample", src, *STEPS)
     assert r.exit_code == 1 and "make run" in r.output and "--model" in r.output
     broken = tmp_path / "broken"
