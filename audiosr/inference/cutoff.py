@@ -87,9 +87,12 @@ def _next_steep_fall(level: np.ndarray, start: int, stop: int) -> int:
     """The first bin from `start` (up to `stop`) after which the level falls more than STEEP_DB over the
     next STEEP_OCTAVES (each level the median over +-LEVEL_OCTAVES)."""
     n = level.size
-    smooth = [np.median(level[int(b * 2**-LEVEL_OCTAVES) : int(np.ceil(b * 2**LEVEL_OCTAVES)) + 1]) for b in range(n)]
+
+    def smooth(b: int) -> float:  # only for the bins the walk visits: a bright mix stops at its first
+        return np.median(level[int(b * 2**-LEVEL_OCTAVES) : int(np.ceil(b * 2**LEVEL_OCTAVES)) + 1])
+
     b = start
-    while b < stop and smooth[b] - smooth[min(n - 1, round(b * 2**STEEP_OCTAVES))] <= STEEP_DB:
+    while b < stop and smooth(b) - smooth(min(n - 1, round(b * 2**STEEP_OCTAVES))) <= STEEP_DB:
         b += 1
     return b
 
