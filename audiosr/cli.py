@@ -21,6 +21,7 @@ from audiosr.audio import SAMPLE_RATE, AudioError, read, temporary, write
 from audiosr.inference.model import PARTS, STUDENT, ModelError, describe, resolve_model
 from audiosr.inference.restore import DEFAULT_GUIDANCE, DEFAULT_STEPS, OUTPUT_RATES, PRECISIONS, FileResult, Pipeline
 from audiosr.inference.spectrogram import Spectrograms
+from audiosr.models.diffusion import SAMPLERS
 from audiosr.progress import bar
 
 # plain help (click's): flags shown as flags, not as `--force <bool>`
@@ -296,8 +297,16 @@ def upsample(
         ),
     ] = False,
     guidance: Annotated[
-        float, typer.Option(help="Classifier-free guidance scale of the teacher (1: none); the student's is built in.")
-    ] = DEFAULT_GUIDANCE,
+        float | None,
+        typer.Option(
+            help="Classifier-free guidance scale of the teacher (1: none); the student's is built in. "
+            f"Default: the model's ({DEFAULT_GUIDANCE:g} for the models trained here; 3.5 for an imported AudioSR)."
+        ),
+    ] = None,
+    sampler: Annotated[
+        str | None,
+        typer.Option(help=f"{' or '.join(SAMPLERS)}. Default: the model's (dpmpp_2m; ddim for an imported AudioSR)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the diffusion noise.")] = 0,
     device: Annotated[str | None, typer.Option(help="cpu or cuda. Default: cuda when available.")] = None,
     precision: Annotated[
@@ -329,7 +338,7 @@ def upsample(
         _fail(f"--output-rate: {output_rate} is not one of {', '.join(map(str, OUTPUT_RATES))}")
     if steps is not None and steps < 1:
         _fail(f"--steps: must be at least 1, got {steps}")
-    if not math.isfinite(guidance) or guidance < 1:
+    if guidance is not None and (not math.isfinite(guidance) or guidance < 1):
         _fail(f"--guidance: must be a number of at least 1 (1: no guidance), got {guidance:g}")
     if device not in (None, "cpu", "cuda"):
         _fail(f"--device: {device!r} is not cpu or cuda")
@@ -337,6 +346,8 @@ def upsample(
         _fail("--device cuda: CUDA is not available on this machine; use --device cpu")
     if precision not in PRECISIONS:
         _fail(f"--precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if sampler not in (None, *SAMPLERS):
+        _fail(f"--sampler: {sampler!r} is not one of {', '.join(SAMPLERS)}")
     cutoff_hz = _cutoff(cutoff)
     jobs, failures = plan(inputs, output, output_rate)
     for line in failures:
@@ -376,6 +387,7 @@ def upsample(
                             cutoff_hz,
                             output_rate,
                             copy_full_band=not force,
+                            sampler=sampler,
                             progress=lambda d, n, t=task: progress.update(t, completed=d, total=n),
                             spectrogram=spec,
                         )
@@ -463,7 +475,11 @@ def info(
         chosen = arch.get(arch.get("arch"), {})  # the vocoder's block for its architecture
         shape = ", ".join(f"{k} {v}" for k, v in {**arch, **chosen}.items() if not isinstance(v, dict))
         lines.append((part, f"{d['params'][part] / 1e6:.2f} M params, {cfg[part].get('steps', '?')} steps; {shape}"))
-    sampling = f"the teacher, {DEFAULT_STEPS} step at guidance {DEFAULT_GUIDANCE:g} by default (--steps, --guidance)"
+    own = {"steps": DEFAULT_STEPS, "guidance": DEFAULT_GUIDANCE, "sampler": "dpmpp_2m", **cfg.get("sampling", {})}
+    sampling = (
+        f"the teacher, {own['steps']} {own['sampler']} step{'s' if own['steps'] > 1 else ''} at guidance "
+        f"{own['guidance']:g} by default (--steps, --guidance, --sampler)"
+    )
     if STUDENT in d["params"]:
         teacher = cfg[STUDENT]["teacher"]
         sampling += (
@@ -486,3 +502,28 @@ def info(
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         typer.echo(f"{key:<{width}}  {value}")
+
+
+@app.command("import-audiosr")
+def import_audiosr(
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(help="AudioSR's published weights: pytorch_model.bin of haoheliu/audiosr_basic or _speech."),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The pipeline folder to write.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing folder.")] = False,
+) -> None:
+    """Turn AudioSR's published checkpoint into a pipeline folder (for upsample, info and evaluation)."""
+    from audiosr.published import import_checkpoint
+
+    if output.exists() and not force:
+        _fail(f"{output}: exists; choose another --output or pass --force to replace it")
+    try:
+        config = import_checkpoint(checkpoint, output)
+    except ModelError as exc:
+        _fail(str(exc))
+    unused = ", ".join(f"{group} ({n})" for group, n in config["imported"]["unused"].items())
+    typer.echo(f"{output}: AudioSR's U-Net, VAE and vocoder, latent scale {config['latent_scale']:.4g}")
+    typer.echo(f"not imported (by design): {unused or 'nothing'}")
+    for note in config["imported"]["notes"]:
+        typer.echo(f"note: {note}")

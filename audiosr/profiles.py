@@ -4,8 +4,11 @@ A profile gives the keyword arguments of each model's constructor. Any key can b
 params.yaml under the model's own block (`vae.channels: 48`); `resolve` merges the two, and
 audiosr.config checks the overrides (an unknown key or a value of another type is an error). The
 vocoder's hop is not a profile key: it is the mel's (`mel.hop`), added by audiosr.config.
-`small` trains on a 2-core CPU in minutes; `full` is AudioSR's sizes, for a GPU (pair it with
-`mel.n_mels: 256`, which lives in the `mel` block because the data stages depend on it).
+`small` trains on a 2-core CPU in minutes; `full` is AudioSR's network (design "audiosr": its VAE,
+U-Net and HiFi-GAN layer for layer, its schedule and null condition), for a GPU (pair it with
+`mel.n_mels: 256`, which lives in the `mel` block because the data stages depend on it). The small
+profile keeps this project's own compact blocks: it is what trains on a CPU, and its committed results
+come from it.
 """
 
 from __future__ import annotations
@@ -41,19 +44,28 @@ PROFILES: dict[str, dict[str, dict]] = {
         },
     },
     "full": {
+        # AudioSR's networks, layer for layer (audiosr/utils.py get_basic_config and
+        # utilities/model.py get_vocoder_config_48k of its reference implementation), so its published
+        # weights load (audiosr.published); the parity tests check them against that implementation
         "vae": {
+            "design": "audiosr",
             "channels": 128,
             "multipliers": [1, 2, 4, 8],
             "latent_channels": 16,
+            "z_channels": 16,
             "num_res_blocks": 2,
-            "attention": True,
+            "dropout": 0.1,
         },
         "ldm": {
+            "design": "audiosr",
             "width": 128,
             "multipliers": [1, 2, 3, 5],
-            "attention_levels": [2, 3],
+            "attention_levels": [1, 2, 3],
             "num_res_blocks": 2,
-            "heads": 8,
+            "head_channels": 32,
+            "transformer_depth": 1,
+            "schedule": "cosine",
+            "null_latent": -11.4981,
         },
         "vocoder": {
             "arch": "hifigan",
@@ -61,8 +73,8 @@ PROFILES: dict[str, dict[str, dict]] = {
                 "upsample_rates": [6, 5, 4, 2, 2],
                 "upsample_kernel_sizes": [12, 10, 8, 4, 4],
                 "upsample_initial_channel": 1536,
-                "resblock_kernel_sizes": [3, 7, 11],
-                "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
+                "resblock_kernel_sizes": [3, 7, 11, 15],
+                "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5], [1, 3, 5]],
             },
             "istft": {"dim": 768, "intermediate_dim": 2304, "num_layers": 12, "n_fft": 1920},
         },

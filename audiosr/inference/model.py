@@ -78,17 +78,22 @@ def package(models: Path, out: Path, extra: dict | None = None) -> None:
     if len(set(profiles.values())) != 1:
         raise ModelError(f"{models}: the parts come from different profiles {profiles}; re-run training")
     config = {
-        "version": VERSION,
         "profile": profiles["vae"],
         "n_mels": n_mels["vae"],
         "mel": parts["vae"][1]["mel"],
         "latent_scale": parts["vae"][1]["scale"],
-        **{name: cfg for name, (_, cfg) in parts.items()},
         **(extra or {}),
     }
+    write_pipeline(out, parts, config)
+
+
+def write_pipeline(out: Path, parts: dict[str, tuple[dict, dict]], config: dict) -> None:
+    """{part: (state dict, config)} and the pipeline's own config keys -> the pipeline folder `out`,
+    written atomically (one ``<part>.safetensors`` per part and ``config.json``)."""
+    config = {"version": VERSION, **config, **{name: cfg for name, (_, cfg) in parts.items()}}
     with atomic_dir(out) as tmp:
         for name, (state, _) in parts.items():
-            save_file(state, str(tmp / f"{name}.safetensors"))
+            save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / f"{name}.safetensors"))
         write_json(tmp / "config.json", config)
 
 

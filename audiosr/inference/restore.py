@@ -108,7 +108,12 @@ class Pipeline:
         self.student_steps = int(config["student"]["sampling_steps"]) if student is not None else 0
         self.mel = MelConfig(**config["mel"])
         self.scale = float(config["latent_scale"])
-        self.schedule = Schedule()
+        self.schedule = Schedule.of(config["ldm"])
+        self.null = float(config["ldm"].get("null_latent", 0.0)) * self.scale  # the dropped condition
+        # how the model samples when a call does not say: its config's (an imported AudioSR: DDIM, 50 steps,
+        # guidance 3.5), else the teacher's own single step
+        self.sampling = {"steps": DEFAULT_STEPS, "guidance": DEFAULT_GUIDANCE, "sampler": "dpmpp_2m"}
+        self.sampling.update(config.get("sampling", {}))
         self.segment_frames = int(config.get("segment_frames", 512))
 
     @classmethod
@@ -135,7 +140,7 @@ class Pipeline:
         """The sampling steps a request means: None is the student's steps where there is a student,
         else DEFAULT_STEPS; a number is checked."""
         if steps is None:
-            return self.student_steps or DEFAULT_STEPS
+            return self.student_steps or int(self.sampling["steps"])
         if steps < 1:
             raise ValueError(f"steps: must be at least 1, got {steps}")
         return steps
@@ -169,7 +174,8 @@ class Pipeline:
             if self.uses_student(steps):
                 z = one_step(self.student, noise.to(self.device), cond, self.schedule)
             else:
-                fn = guided(lambda x, t: self.unet(x, t).float(), cond, torch.zeros_like(cond[:1]), guidance)
+                null = torch.full_like(cond[:1], self.null)
+                fn = guided(lambda x, t: self.unet(x, t).float(), cond, null, guidance)
                 timesteps = self.schedule.timesteps(self.steps_for(steps))
                 z = SAMPLERS[sampler](fn, noise.to(self.device), timesteps, self.schedule)
             mel = self.vae.decode(z / self.scale).float()
@@ -180,10 +186,10 @@ class Pipeline:
         wave: np.ndarray,
         sr: int,
         steps: int | None = None,
-        guidance: float = DEFAULT_GUIDANCE,
+        guidance: float | None = None,
         seed: int = 0,
         cutoff_hz: float | None = None,
-        sampler: str = "dpmpp_2m",
+        sampler: str | None = None,
         batch: int = 4,
         overlap: float | None = None,
         progress: PROGRESS | None = None,
@@ -227,12 +233,12 @@ class Pipeline:
         src: Path,
         dst: Path,
         steps: int | None = None,
-        guidance: float = DEFAULT_GUIDANCE,
+        guidance: float | None = None,
         seed: int = 0,
         cutoff_hz: float | None = None,
         output_rate: int = SAMPLE_RATE,
         copy_full_band: bool = True,
-        sampler: str = "dpmpp_2m",
+        sampler: str | None = None,
         batch: int = 4,
         overlap: float | None = None,
         progress: PROGRESS | None = None,
@@ -300,16 +306,18 @@ class Pipeline:
         cutoffs: list[float],
         bands: list[Band] | None,
         steps: int | None,
-        guidance: float,
+        guidance: float | None,
         seed: int,
-        sampler: str,
+        sampler: str | None,
         batch: int,
         overlap: float | None,
         progress: PROGRESS | None,
     ) -> Iterator[np.ndarray]:
         """Blocks (C, k) of n samples at 48 kHz -> restored blocks (C, k') of n samples in all. The input is
         kept where it agrees with the generated band (the adaptive merge, with each channel's `bands`), or below
-        `cutoffs` (bands None)."""
+        `cutoffs` (bands None). guidance and sampler None are the model's (`sampling`)."""
+        guidance = float(self.sampling["guidance"]) if guidance is None else guidance
+        sampler = self.sampling["sampler"] if sampler is None else sampler
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler: {sampler!r} is not one of {', '.join(SAMPLERS)}")
         if batch < 1:

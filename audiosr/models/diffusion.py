@@ -20,21 +20,49 @@ ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Progress = Callable[[int, int], None]
 
 
-class Schedule:
-    """A 1000-step cosine schedule rescaled to zero terminal SNR; all per-step tensors are float64 (1000,)."""
+SCHEDULES = ("cosine_zero_terminal_snr", "cosine")
 
-    def __init__(self, num_steps: int = 1000, cosine_s: float = 0.008):
-        self.num_steps = num_steps
-        # Cosine alpha-bar, Nichol & Dhariwal 2021 Eq. 17, turned into betas clipped at 0.999 (their §3.2).
+
+class Schedule:
+    """A 1000-step cosine schedule; all per-step tensors are float64 (1000,).
+
+    ``kind``: ``cosine_zero_terminal_snr`` (this project's) clips the betas at 0.999 and rescales to zero
+    terminal SNR, spaces sampling steps "trailing" and ends a trajectory at x_0 itself; ``cosine`` is
+    AudioSR's (Latent Diffusion's ``make_beta_schedule``): the betas unclipped (alpha-bar reaches ~1e-33 at
+    the last step), sampling steps at 1 + multiples of 1000 / steps, and the last step landing on t = 0.
+    """
+
+    def __init__(self, num_steps: int = 1000, cosine_s: float = 0.008, kind: str = SCHEDULES[0]):
+        if kind not in SCHEDULES:
+            raise ValueError(f"schedule: unknown kind {kind!r}; choose one of {', '.join(SCHEDULES)}")
+        self.num_steps, self.kind = num_steps, kind
+        # Cosine alpha-bar, Nichol & Dhariwal 2021 Eq. 17, turned into betas
         steps = torch.arange(num_steps + 1, dtype=torch.float64) / num_steps
         f = torch.cos((steps + cosine_s) / (1 + cosine_s) * math.pi / 2) ** 2
-        betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
-        sqrt_ab = torch.cumprod(1 - betas, dim=0).sqrt()
+        betas = 1 - f[1:] / f[:-1]
+        if kind == "cosine":
+            self.alphas_cumprod = torch.cumprod(1 - betas, dim=0)
+            return
+        sqrt_ab = torch.cumprod(1 - betas.clamp(max=0.999), dim=0).sqrt()  # clipped: their §3.2
         # Zero terminal SNR, Lin et al. 2024 Alg. 1: shift sqrt(alpha-bar) so its last value is 0, scale so
         # its first value is unchanged.
         first, last = sqrt_ab[0].clone(), sqrt_ab[-1].clone()
         sqrt_ab = (sqrt_ab - last) * first / (first - last)
         self.alphas_cumprod = sqrt_ab**2
+
+    @classmethod
+    def of(cls, config: dict) -> Schedule:
+        """The schedule a model was trained with: its exported ``schedule`` block (this project's kind
+        where a config names none)."""
+        block = config.get("schedule") or {}
+        return cls(int(block.get("num_steps", 1000)), kind=block.get("kind", SCHEDULES[0]))
+
+    @property
+    def end(self) -> tuple[float, float]:
+        """(alpha, sigma) where a sampling trajectory ends after its last listed timestep."""
+        if self.kind == "cosine":
+            return self.alpha(0).item(), self.sigma(0).item()
+        return 1.0, 0.0
 
     def alpha(self, t: torch.Tensor | int) -> torch.Tensor:
         """Integer timesteps t (any shape) -> sqrt(alphas_cumprod[t]), same shape, on t's device."""
@@ -73,9 +101,12 @@ class Schedule:
         return s * x_t + a * v
 
     def timesteps(self, steps: int) -> list[int]:
-        """`steps` timesteps, high to low, with "trailing" spacing (Lin et al. 2024, Table 2): 999 first."""
+        """`steps` timesteps, high to low: "trailing" spacing (Lin et al. 2024, Table 2), 999 first; for
+        AudioSR's kind its DDIM's "uniform" one, 1 + multiples of num_steps // steps."""
         if not 1 <= steps <= self.num_steps:
             raise ValueError(f"timesteps: steps must be in [1, {self.num_steps}], got {steps}")
+        if self.kind == "cosine":
+            return [t + 1 for t in reversed(range(0, self.num_steps, self.num_steps // steps))]
         return [round(self.num_steps - i * self.num_steps / steps) - 1 for i in range(steps)]
 
 
@@ -85,8 +116,8 @@ def _v(model_fn: ModelFn, x: torch.Tensor, t: int) -> torch.Tensor:
 
 
 def _alpha_sigma(schedule: Schedule, t: int | None) -> tuple[float, float]:
-    """(alpha_t, sigma_t) as floats; t = None is the clean end of the trajectory (1, 0)."""
-    return (1.0, 0.0) if t is None else (schedule.alpha(t).item(), schedule.sigma(t).item())
+    """(alpha_t, sigma_t) as floats; t = None is the end of the trajectory (`Schedule.end`)."""
+    return schedule.end if t is None else (schedule.alpha(t).item(), schedule.sigma(t).item())
 
 
 def sample_ddim(
@@ -95,16 +126,24 @@ def sample_ddim(
     timesteps: list[int],
     schedule: Schedule,
     progress: Progress | None = None,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Deterministic DDIM (eta = 0): x: (B, ...) noise at timesteps[0] -> x_0: (B, ...).
+    """DDIM: x: (B, ...) noise at timesteps[0] -> x_0: (B, ...); deterministic at eta = 0.
 
-    `progress(step, total)` is called after each network evaluation.
+    eta > 0 adds fresh noise each step (drawn from `generator`), eta = 1 being DDPM's posterior variance
+    (Song et al. 2021, Eq. 16). `progress(step, total)` is called after each network evaluation.
     """
     for i, t in enumerate(timesteps):
         v = _v(model_fn, x, t)
         x0, eps = schedule.x0_from_v(x, t, v), schedule.eps_from_v(x, t, v)
+        a, s = _alpha_sigma(schedule, t)
         a_next, s_next = _alpha_sigma(schedule, timesteps[i + 1] if i + 1 < len(timesteps) else None)
-        x = a_next * x0 + s_next * eps  # Song et al. 2021, Eq. 12 with sigma_t = 0
+        # Song et al. 2021, Eq. 12 and 16, in alpha-bar = alpha²: sigma_t² = eta²·(1 - ab')/(1 - ab)·(1 - ab/ab')
+        noise_sd = eta * math.sqrt(s_next**2 / s**2 * (1 - a**2 / a_next**2)) if eta and s > 0 else 0.0
+        x = a_next * x0 + math.sqrt(max(s_next**2 - noise_sd**2, 0.0)) * eps
+        if noise_sd:
+            x = x + noise_sd * torch.randn(x.shape, generator=generator).to(x.device)
         if progress is not None:
             progress(i + 1, len(timesteps))
     return x

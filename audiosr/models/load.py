@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from audiosr.models.unet import build_unet
-from audiosr.models.vae import VAE, build_vae
+from audiosr.models.vae import build_vae
 from audiosr.models.vocoder import build_vocoder
 
 
@@ -25,7 +25,7 @@ def load_model(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return load_file(str(path / "model.safetensors")), json.loads((path / "config.json").read_text())
 
 
-def load_vae(state: dict, config: dict, device: torch.device) -> VAE:
+def load_vae(state: dict, config: dict, device: torch.device) -> torch.nn.Module:
     """A VAE's state dict and exported config -> the VAE on `device`, in eval mode."""
     vae = build_vae(config["arch"], config["n_mels"])
     vae.load_state_dict(state)

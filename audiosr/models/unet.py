@@ -123,8 +123,22 @@ class UNet(nn.Module):
         return self.out(h)
 
 
-def build_unet(cfg: dict, latent_channels: int) -> UNet:
-    """The U-Net for `cfg` = profiles.resolve(profile, "ldm", overrides): in = noisy ⊕ condition latent."""
+def build_unet(cfg: dict, latent_channels: int) -> nn.Module:
+    """The U-Net for `cfg` = profiles.resolve(profile, "ldm", overrides): in = noisy ⊕ condition latent.
+    ``design: audiosr`` is AudioSR's network (audiosr.models.audiosr_unet), else this module's."""
+    if cfg.get("design") == "audiosr":
+        from audiosr.models.audiosr_unet import AudioSRUNet
+
+        return AudioSRUNet(
+            in_channels=2 * latent_channels,
+            out_channels=latent_channels,
+            width=cfg["width"],
+            multipliers=list(cfg["multipliers"]),
+            attention_levels=list(cfg["attention_levels"]),
+            num_res_blocks=cfg["num_res_blocks"],
+            head_channels=cfg["head_channels"],
+            transformer_depth=cfg["transformer_depth"],
+        )
     return UNet(
         in_channels=2 * latent_channels,
         out_channels=latent_channels,

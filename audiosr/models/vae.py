@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiosr.models.audiosr_vae import AudioSRVAE
+
 
 def group_norm(channels: int) -> nn.GroupNorm:
     """GroupNorm with up to 32 groups that always divide `channels` (small models have few channels)."""
@@ -229,8 +231,19 @@ def g_hinge_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return -fake_logits.mean()
 
 
-def build_vae(cfg: dict, n_mels: int) -> VAE:
-    """The VAE for `cfg` = profiles.resolve(profile, "vae", overrides)."""
+def build_vae(cfg: dict, n_mels: int) -> nn.Module:
+    """The VAE for `cfg` = profiles.resolve(profile, "vae", overrides). ``design: audiosr`` is AudioSR's
+    network (audiosr.models.audiosr_vae), else this module's."""
+    if cfg.get("design") == "audiosr":
+        return AudioSRVAE(
+            n_mels=n_mels,
+            channels=cfg["channels"],
+            multipliers=list(cfg["multipliers"]),
+            latent_channels=cfg["latent_channels"],
+            num_res_blocks=cfg["num_res_blocks"],
+            z_channels=cfg["z_channels"],
+            dropout=cfg["dropout"],
+        )
     return VAE(
         n_mels=n_mels,
         channels=cfg["channels"],

@@ -76,8 +76,10 @@ class ResBlock(nn.Module):
 class HiFiGAN(nn.Module):
     """HiFi-GAN V1-style generator. mel: (B, n_mels, T) -> wave: (B, T * hop) in [-1, 1].
 
-    Each upsampling stage halves the channels; its transposed conv is padded so that it multiplies
-    the length by exactly its rate, even when kernel - rate is odd (AudioSR's 10 / 5).
+    Each upsampling stage halves the channels; its transposed conv is padded by (kernel - rate) // 2
+    as in HiFi-GAN's and AudioSR's code, so a stage whose kernel - rate is odd (AudioSR's 10 / 5) gives a
+    sample more than rate × its input, and the wave is cut to T * hop at the end (AudioSR's weights
+    then give AudioSR's samples).
     """
 
     def __init__(
@@ -110,10 +112,8 @@ class HiFiGAN(nn.Module):
         self.resblocks = nn.ModuleList()
         ch = upsample_initial_channel
         for u, k in zip(upsample_rates, upsample_kernel_sizes, strict=True):
-            # output length (L - 1) * u - 2 * pad + k + out_pad == L * u
-            pad = (k - u + 1) // 2
-            out_pad = 2 * pad - (k - u)
-            self.ups.append(_init_conv(nn.ConvTranspose1d(ch, ch // 2, k, u, padding=pad, output_padding=out_pad)))
+            # output length (L - 1) * u - 2 * pad + k: L * u, or L * u + 1 where k - u is odd
+            self.ups.append(_init_conv(nn.ConvTranspose1d(ch, ch // 2, k, u, padding=(k - u) // 2)))
             ch //= 2
             for rk, rd in zip(resblock_kernel_sizes, resblock_dilation_sizes, strict=True):
                 self.resblocks.append(ResBlock(ch, rk, rd))
@@ -128,7 +128,7 @@ class HiFiGAN(nn.Module):
             x = sum(block(x) for block in blocks) / self.num_kernels
         # the final LReLU uses PyTorch's default slope, as HiFi-GAN's reference code does
         x = self.conv_post(F.leaky_relu(x))
-        return torch.tanh(x).squeeze(1)
+        return torch.tanh(x).squeeze(1)[:, : mel.shape[-1] * self.hop]
 
     def remove_weight_norm(self) -> None:
         """Fold the weight-norm parametrisations into plain weights, for inference."""

@@ -39,16 +39,24 @@ VALID_CROPS = 16
 
 @torch.no_grad()
 def teacher_samples(
-    unet: torch.nn.Module, noise: torch.Tensor, cond: torch.Tensor, steps: int, guidance: float, batch: int = 32
+    unet: torch.nn.Module,
+    noise: torch.Tensor,
+    cond: torch.Tensor,
+    steps: int,
+    guidance: float,
+    schedule: Schedule,
+    null: float,
+    batch: int = 32,
 ) -> torch.Tensor:
-    """The teacher's guided DPM-Solver++ samples for (noise, cond) pairs (N, C, H, W), `batch` at a time."""
-    schedule, out = Schedule(), []
+    """The teacher's guided DPM-Solver++ samples for (noise, cond) pairs (N, C, H, W), `batch` at a time;
+    `null` is the dropped condition's value (scaled latent units)."""
+    out = []
     device = next(unet.parameters()).device
     with bar("distill: teacher samples") as progress:
         task = progress.add_task("teacher", total=len(noise), info=f"{steps} steps, guidance {guidance:g}")
         for i in range(0, len(noise), batch):
             c = cond[i : i + batch].to(device)
-            fn = guided(unet, c, torch.zeros_like(c[:1]), guidance)
+            fn = guided(unet, c, torch.full_like(c[:1], null), guidance)
             out.append(sample_dpmpp_2m(fn, noise[i : i + batch].to(device), schedule.timesteps(steps), schedule).cpu())
             progress.update(task, completed=min(len(noise), i + batch))
     return torch.cat(out)
@@ -80,15 +88,20 @@ class DistillTask:
             )
         self.vae = load_vae(vae_state, vae_cfg, d.device)
         scale = float(vae_cfg["scale"])
-        self.schedule = Schedule()
+        self.schedule = Schedule.of(ldm_cfg)
+        null = float(ldm_cfg.get("null_latent", 0.0)) * scale
         teacher = load_unet(ldm_state, ldm_cfg, d.device)
         crop = cfg.crop_frames // factor
         self.cond, self.noise = self._crops(encode_all(self.vae, scale, pairs.mel, d.device), cfg.examples, crop, 1)
         self.val_cond, self.val_noise = self._crops(
             encode_all(self.vae, scale, pairs_valid.mel[:VALID_CROPS], d.device), VALID_CROPS, crop, 2
         )
-        self.target = teacher_samples(teacher, self.noise, self.cond, cfg.teacher_steps, cfg.guidance)
-        self.val_target = teacher_samples(teacher, self.val_noise, self.val_cond, cfg.teacher_steps, cfg.guidance)
+        self.target = teacher_samples(
+            teacher, self.noise, self.cond, cfg.teacher_steps, cfg.guidance, self.schedule, null
+        )
+        self.val_target = teacher_samples(
+            teacher, self.val_noise, self.val_cond, cfg.teacher_steps, cfg.guidance, self.schedule, null
+        )
         with torch.no_grad():
             start = one_step(teacher, self.val_noise.to(d.device), self.val_cond.to(d.device), self.schedule)
         self.one_step_mse = float(torch.mean((start.cpu() - self.val_target) ** 2))

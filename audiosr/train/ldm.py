@@ -17,7 +17,7 @@ from audiosr import plots
 from audiosr.config import LDMConfig
 from audiosr.data.datasets import draw_crops
 from audiosr.data.store import SegmentSet
-from audiosr.models.diffusion import Schedule, guided, sample_dpmpp_2m
+from audiosr.models.diffusion import SCHEDULES, Schedule, guided, sample_dpmpp_2m
 from audiosr.models.load import load_vae
 from audiosr.models.unet import build_unet
 from audiosr.train.distributed import Dist
@@ -88,7 +88,8 @@ class LDMTask:
         self.crop = cfg.crop_frames // self.factor
         self.cond_drop = cfg.cond_drop
         self.ema_decay = cfg.ema_decay
-        self.schedule = Schedule()
+        self.schedule = Schedule(kind=cfg.arch.get("schedule", SCHEDULES[0]))
+        self.null = float(cfg.arch.get("null_latent", 0.0)) * scale  # the dropped condition, in scaled units
         bad = [t for t in cfg.validate_timesteps if not 0 <= t < self.schedule.num_steps]
         if bad:
             raise ValueError(f"ldm.validate_timesteps: {bad} outside [0, {self.schedule.num_steps})")
@@ -120,7 +121,7 @@ class LDMTask:
         cond = torch.stack([self.z_cond[idx[i], ..., off[i] : off[i] + self.crop] for i in mine])
         x0, cond, keep, t, noise = (v.to(self.d.device) for v in (x0, cond, keep[mine], t[mine], noise[mine]))
         with torch.autocast(self.d.device.type, dtype=torch.bfloat16, enabled=self.d.device.type == "cuda"):
-            loss = self._loss(self.net, x0, cond * keep, t, noise)
+            loss = self._loss(self.net, x0, cond * keep + self.null * (1 - keep), t, noise)
         loss.backward()
         norm = clip_and_step(self.optimizers["unet"], self.unet.parameters(), self.cfg.grad_clip)
         # EMA with a warm-up (decay grows with the step), so a short CPU run still gets a useful average
@@ -149,7 +150,7 @@ class LDMTask:
         if not len(self.val_clean):
             return
         cond = self.val_cond[:1].to(self.d.device)
-        fn = guided(self.ema, cond, torch.zeros_like(cond), 1.0)
+        fn = guided(self.ema, cond, torch.full_like(cond, self.null), 1.0)
         gen = torch.Generator().manual_seed(0)
         z = sample_dpmpp_2m(
             fn, torch.randn(cond.shape, generator=gen).to(self.d.device), self.schedule.timesteps(20), self.schedule
@@ -171,7 +172,8 @@ class LDMTask:
             "n_mels": self.vae_cfg["n_mels"],
             "latent_channels": self.vae_cfg["latent_channels"],
             "cond_drop": self.cond_drop,
-            "schedule": {"num_steps": self.schedule.num_steps, "kind": "cosine_zero_terminal_snr", "prediction": "v"},
+            "schedule": {"num_steps": self.schedule.num_steps, "kind": self.schedule.kind, "prediction": "v"},
+            "null_latent": float(self.arch.get("null_latent", 0.0)),
             "steps": self.cfg.steps,
         }
         return self.ema.state_dict(), config

@@ -2,9 +2,11 @@
 
 Outputs of stage train_<name>:
   models/<name>/model.safetensors + config.json   the finished model (DVC out)
-  metrics/train_<name>.json                        final validation, the whole training's steps, seconds,
-                                                   samples/s and invocations, parameter counts (DVC metrics)
-  metrics/train_<name>_log.csv                     the loss curve (DVC plots)
+  metrics/train_<name>.json                        final validation (DVC metrics)
+  metrics/stats/train_<name>.json                  the whole training's steps, seconds, samples/s and
+                                                   invocations, parameter counts (not metrics)
+  metrics/train_<name>_log.csv                     the loss curve's values
+  plots/train_<name>_loss.png                      the loss curve (a DVC image plot)
   checkpoints/<name>/last/                         the resumable state (outside DVC's outs, so it survives)
 """
 
@@ -16,12 +18,13 @@ from pathlib import Path
 
 import torch
 
+from audiosr import results
 from audiosr.config import LoopConfig, Params, mel_dict, to_dict
 from audiosr.params import workers
 from audiosr.tracking import stage_run
 from audiosr.train import distributed
 from audiosr.train.checkpoint import save_model
-from audiosr.train.loop import Settings, Task, run, totals, write_summary
+from audiosr.train.loop import Settings, Task, run, totals
 
 
 def param_count(module: torch.nn.Module) -> int:
@@ -64,7 +67,7 @@ def train_stage(
                 save_model(root / "models" / name, state, config)
                 whole = totals(checkpoints, identity)
                 summary = {**val, **whole, **counts}
-                write_summary(root / "metrics" / f"train_{name}.json", summary)
+                results.write_training(root, name, summary)
                 mlflow.log_artifacts(str(root / "models" / name), "model")
                 timing = ("seconds", "samples_per_s")  # the whole training's; the stage's own is time/duration_s
                 logged = {(f"time/train_{k}" if k in timing else f"total/{k}"): v for k, v in whole.items()}
