@@ -441,9 +441,11 @@ class LoopConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig(LoopConfig):
-    """A model block: the loop's keys, and `arch`: the profile's architecture with the block's overrides
-    (not a key of its own)."""
+    """A model block: the loop's keys, `init` (a pipeline folder whose part of this name the training
+    starts from, or null: random weights) and `arch`: the profile's architecture with the block's
+    overrides (not a key of its own)."""
 
+    init: str | None
     arch: dict
 
 

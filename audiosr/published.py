@@ -175,7 +175,7 @@ def convert(
     }
     if not condition:  # a checkpoint without the condition VAE conditions with the first stage's encoder
         condition = first
-    elif first and (set(first) != set(condition) or any(not torch.equal(first[k], condition[k]) for k in first)):
+    elif first and (set(first) != set(condition) or any(first[k] is not condition[k] and not torch.equal(first[k], condition[k]) for k in first)):
         notes.append("the first stage's encoder differs from the condition VAE's; kept the condition VAE's")
     tensors["vae"].update(condition)
     if "scale_factor" not in state:

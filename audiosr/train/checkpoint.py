@@ -130,3 +130,23 @@ def save_model(path: Path, state: dict[str, torch.Tensor], config: dict) -> None
     with atomic_dir(path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
         write_json(tmp / "config.json", config)
+
+
+def init_from(module: torch.nn.Module, folder: str | None, part: str, arch: dict, where: str) -> None:
+    """Start `module` from the `part` ("vae", "ldm" or "vocoder") of the pipeline folder `folder` (an
+    imported AudioSR, a packaged model); None leaves it as built. A folder whose part is another
+    architecture than `arch` (the profile's with the params' overrides) is one error line naming `where`."""
+    if folder is None:
+        return
+    path = Path(folder)
+    file, config_file = path / f"{part}.safetensors", path / "config.json"
+    if not (file.is_file() and config_file.is_file()):
+        raise ValueError(f"{where}: {folder} is not a pipeline folder (no {file.name} and config.json)")
+    theirs = json.loads(config_file.read_text()).get(part, {}).get("arch")
+    ours = {k: v for k, v in arch.items() if k != "hop"}
+    if {k: v for k, v in (theirs or {}).items() if k != "hop"} != ours:
+        raise ValueError(
+            f"{where}: {folder}'s {part} is another architecture than this profile's; set profile (and the "
+            f"block's size keys) to match it, e.g. profile: full for an imported AudioSR"
+        )
+    module.load_state_dict(load_file(str(file)))

@@ -20,6 +20,7 @@ from audiosr.data.store import SegmentSet
 from audiosr.models.diffusion import SCHEDULES, Schedule, guided, sample_dpmpp_2m
 from audiosr.models.load import load_vae
 from audiosr.models.unet import build_unet
+from audiosr.train.checkpoint import init_from
 from audiosr.train.distributed import Dist
 from audiosr.train.loop import batch_rng, clip_and_step, rank_slice
 
@@ -94,7 +95,9 @@ class LDMTask:
         if bad:
             raise ValueError(f"ldm.validate_timesteps: {bad} outside [0, {self.schedule.num_steps})")
         torch.manual_seed(cfg.seed)
-        self.unet = build_unet(cfg.arch, int(vae_cfg["latent_channels"])).to(d.device)
+        self.unet = build_unet(cfg.arch, int(vae_cfg["latent_channels"]))
+        init_from(self.unet, cfg.init, "ldm", cfg.arch, "ldm.init")
+        self.unet = self.unet.to(d.device)
         self.ema = copy.deepcopy(self.unet).requires_grad_(False)
         self.net = d.wrap(self.unet)
         self.modules = {"unet": self.unet, "ema": self.ema}

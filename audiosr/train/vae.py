@@ -16,6 +16,7 @@ from audiosr.config import VAEConfig
 from audiosr.data.datasets import draw_crops, mel_crops
 from audiosr.data.store import SegmentSet
 from audiosr.models.vae import PatchDiscriminator, build_vae, d_hinge_loss, g_hinge_loss, kl_loss
+from audiosr.train.checkpoint import init_from
 from audiosr.train.distributed import Dist
 from audiosr.train.loop import batch_rng, clip_and_step, rank_slice
 
@@ -31,7 +32,9 @@ class VAETask:
         self.lambdas = {"rec/l1": 1.0, "kl": cfg.kl_weight, "adv/gen": cfg.adv_weight}
         self.adv_start = cfg.adv_start
         torch.manual_seed(cfg.seed)
-        self.vae = build_vae(cfg.arch, mel.n_mels).to(d.device)
+        self.vae = build_vae(cfg.arch, mel.n_mels)
+        init_from(self.vae, cfg.init, "vae", cfg.arch, "vae.init")
+        self.vae = self.vae.to(d.device)
         self.disc = PatchDiscriminator(cfg.disc_channels).to(d.device)
         self.net, self.net_d = d.wrap(self.vae), d.wrap(self.disc)
         self.modules = {"vae": self.vae, "disc": self.disc}

@@ -22,6 +22,7 @@ from audiosr.models.vocoder import (
     generator_adversarial_loss,
     mel_l1_loss,
 )
+from audiosr.train.checkpoint import init_from
 from audiosr.train.distributed import Dist
 from audiosr.train.loop import batch_rng, clip_and_step, rank_slice
 
@@ -64,7 +65,9 @@ class VocoderTask:
         }
         self.adv_start = cfg.adv_start
         torch.manual_seed(cfg.seed)
-        self.gen = build_vocoder(cfg.arch, mel.n_mels).to(d.device)
+        self.gen = build_vocoder(cfg.arch, mel.n_mels)
+        init_from(self.gen, cfg.init, "vocoder", cfg.arch, "vocoder.init")
+        self.gen = self.gen.to(d.device)
         self.disc = Discriminators(cfg.discriminators, cfg.disc_channels_scale).to(d.device)
         self.net, self.net_d = d.wrap(self.gen), d.wrap(self.disc)
         self.modules = {"generator": self.gen, "disc": self.disc}
