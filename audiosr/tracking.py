@@ -6,6 +6,12 @@ artifacts in ``<repo root>/mlartifacts``. The repo root is the main checkout als
 experiment in a temporary copy (``dvc exp run --temp`` / ``--queue``): DVC passes the parent
 repository as $DVC_ROOT there, and a path inside ``.dvc/tmp/exps/`` is cut back to its owner.
 
+A SQLite store keeps its artifacts beside it (``mlartifacts/`` next to the ``.db``), and the store is
+portable: MLflow records artifact locations as absolute paths, so when a store is opened from another
+folder than the one it was made in (a copied or moved checkout) the locations it holds are rewritten to
+the ``mlartifacts/`` beside it (`relocate`). A copy then reads its own artifacts and writes only into
+itself.
+
 In the MLflow experiment "audiosr" ($AUDIOSR_MLFLOW_EXPERIMENT overrides), a pipeline execution is a
 parent run named after the DVC experiment (``workspace`` for ``dvc repro``) that holds every param, the
 overrides against the baseline commit as the tag ``overrides``, and, once the evaluation ran, the headline
@@ -51,7 +57,71 @@ def _owner(path: Path) -> Path:
 
 
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+    """The store's URI; a local SQLite store that was copied or moved is relocated first (`relocate`)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+    if uri.startswith("sqlite:///"):
+        relocate(Path(uri[len("sqlite:///") :]))
+    return uri
+
+
+ARTIFACTS = "mlartifacts"  # beside the store
+PORTABLE = "audiosr.artifacts"  # experiment tag: "beside the store" on the experiments this module made
+# every column of MLflow's SQLite schema that holds an artifact location
+LOCATIONS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("model_versions", "source"),
+    ("model_versions", "storage_location"),
+    ("logged_models", "artifact_location"),
+)
+
+
+def relocate(db: Path) -> bool:
+    """Point the artifact locations of a SQLite store at the ``mlartifacts/`` beside it, if they point at
+    another folder's (the store was copied or moved). Only the experiments this module made, which keep
+    their artifacts beside the store (tag `PORTABLE`), are touched; returns whether anything changed."""
+    if not db.is_file():
+        return False
+    here = db.resolve().parent / ARTIFACTS
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
+        try:
+            rows = conn.execute(
+                "SELECT e.artifact_location FROM experiments e JOIN experiment_tags t "
+                "ON t.experiment_id = e.experiment_id WHERE t.key = ?",
+                (PORTABLE,),
+            ).fetchall()
+        except sqlite3.DatabaseError:  # not (yet) an MLflow store
+            return False
+        if not rows:  # a store made before the tag: mark the experiments made beside it
+            with conn:
+                conn.execute(
+                    "INSERT INTO experiment_tags (key, value, experiment_id) SELECT ?, 'beside the store', "
+                    "experiment_id FROM experiments WHERE artifact_location = ?",
+                    (PORTABLE, here.as_uri()),
+                )
+            return False
+        old = {_artifact_root(loc) for (loc,) in rows} - {None, here.as_uri()}
+        if not old:
+            return False
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        with conn:
+            for root in old:
+                for table, column in LOCATIONS:
+                    if table in tables:
+                        conn.execute(
+                            f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE substr({column}, 1, ?) = ?",
+                            (here.as_uri(), len(root) + 1, len(root), root),
+                        )
+    return True
+
+
+def _artifact_root(location: str) -> str | None:
+    """file:///old/checkout/mlartifacts/1 -> file:///old/checkout/mlartifacts; None if not beside a store."""
+    marker = f"/{ARTIFACTS}"
+    if not location.startswith("file://") or marker not in location:
+        return None
+    end = location.rindex(marker) + len(marker)
+    return location[:end] if end == len(location) or location[end] == "/" else None
 
 
 def _baseline_rev() -> str:
@@ -86,7 +156,8 @@ def _experiment_id(mlflow) -> str:
         uri = mlflow.get_tracking_uri()
         location = None
         if uri.startswith("sqlite:///"):  # keep artifacts beside the database, not in the cwd
-            location = (Path(uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
+            location = (Path(uri[len("sqlite:///") :]).resolve().parent / ARTIFACTS).as_uri()
+            tags[PORTABLE] = "beside the store"
         try:
             return mlflow.create_experiment(name, artifact_location=location, tags=tags)
         except Exception:  # created meanwhile by a concurrent stage
@@ -190,7 +261,8 @@ def stage_run(stage: str, params: dict) -> Iterator:
 
 def close_pipeline_run(metrics: dict[str, float]) -> str:
     """Log the headline metrics on this execution's parent run and mark it finished (the evaluation, the
-    pipeline's last stage, calls it); returns the run id."""
+    pipeline's last stage, calls it), and put the `HEADLINE` ones on the model version this execution's
+    package stage registered; returns the run id."""
     import mlflow
 
     experiment_id = open_store(mlflow)
@@ -201,4 +273,22 @@ def close_pipeline_run(metrics: dict[str, float]) -> str:
     for i in range(0, len(items), 1000):
         client.log_batch(run_id, metrics=items[i : i + 1000])
     client.set_terminated(run_id, "FINISHED")
+    headline = {k: float(v) for k, v in metrics.items() if k in HEADLINE}
+    packaged = client.search_runs(
+        [experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}' and tags.stage = 'package'", max_results=1
+    )
+    if packaged and headline:
+        from audiosr.registry import tag_version
+
+        tag_version(client, packaged[0].info.run_id, headline)
     return run_id
+
+
+# the numbers a pipeline execution is judged by (`audiosr.results.headline`): on the pipeline run, in
+# `dvc exp show`, and on the registered model's version
+HEADLINE = (
+    "model_lfr/lsd",
+    "model_lfr/worse_than_input",
+    "real/model_lfr/lsd",
+    "real/model_lfr/worse_than_input",
+)

@@ -4,9 +4,9 @@ Multi-process: torchrun --nproc_per_node N stages/distill.py
 """
 
 import hashlib
-import json
 from pathlib import Path
 
+from audiosr import results
 from audiosr.config import Params, stage_main, to_dict
 from audiosr.data.store import SegmentSet, atomic_dir
 from audiosr.models.load import load_model
@@ -26,8 +26,8 @@ def no_student() -> None:
     with atomic_dir(OUT) as tmp:
         (tmp / "NO_STUDENT").write_text("distill.steps is 0: no one-step student; package leaves it out\n")
     Path("metrics").mkdir(exist_ok=True)
-    Path("metrics/train_distill.json").write_text(json.dumps({"steps": 0}) + "\n")
     Path("metrics/train_distill_log.csv").write_text("step,loss\n")
+    results.write_training(Path("."), "distill", {"steps": 0}, digits=None)
     print("distill: distill.steps is 0, no student")
 
 

@@ -1,12 +1,12 @@
-"""DVC stage evaluate: the fixed protocol on the test split -> metrics/eval*.{json,csv}, plots/*.png, MLflow."""
+"""DVC stage evaluate: the fixed protocol on the test split -> metrics/eval*.{json,csv}, metrics/headline.json,
+metrics/stats/eval.json, plots/eval/*.png, MLflow."""
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
 
-from audiosr import plots
-from audiosr.audio import SAMPLE_RATE, log_mel, write
+from audiosr import plots, results
+from audiosr.audio import SAMPLE_RATE, write
 from audiosr.config import Params, stage_main, to_dict
 from audiosr.data.store import SegmentSet
 from audiosr.evaluate import SETS, evaluate, summarise
@@ -17,7 +17,7 @@ from audiosr.progress import bar
 from audiosr.tracking import close_pipeline_run, flatten, stage_run
 from audiosr.train.distributed import pick_device
 
-METRICS, PLOTS = Path("metrics"), Path("plots")
+METRICS, PLOTS = Path("metrics"), Path("plots/eval")
 
 
 def check_compatible(pipe: Pipeline, test: SegmentSet, params: Params) -> None:
@@ -59,9 +59,10 @@ def main() -> None:
         headline, by_condition = summarise(rows, rtf)
         real_headline, _ = summarise(real, [])
         METRICS.mkdir(exist_ok=True)
-        PLOTS.mkdir(exist_ok=True)
-        (METRICS / "eval.json").write_text(json.dumps(headline, indent=2) + "\n")
-        (METRICS / "eval_real.json").write_text(json.dumps(real_headline, indent=2) + "\n")
+        if PLOTS.exists():
+            shutil.rmtree(PLOTS)
+        PLOTS.mkdir(parents=True)
+        results.write_eval(METRICS, headline, real_headline)
         real.round(4).to_csv(METRICS / "eval_real_items.csv", index=False)
         by_condition.round(4).to_csv(METRICS / "eval_by_condition.csv", index=False)
         # every (system, condition, clip) item: the ablation report's paired bootstrap resamples these
@@ -73,6 +74,7 @@ def main() -> None:
         rows.pivot_table("lsd_hf", "filter", "system", sort=False).reset_index().round(4).to_csv(
             METRICS / "eval_lsd_hf_by_filter.csv", index=False
         )
+        results.write_eval_figures(PLOTS, rows, real)
         logged = mlflow_metrics(headline) | {f"real/{k}": v for k, v in mlflow_metrics(real_headline).items()}
         mlflow.log_metrics(logged)
         # the pipeline run (the parent) is what a user compares: the tables and examples go there at the
@@ -109,20 +111,18 @@ def mlflow_metrics(headline: dict) -> dict[str, float]:
 
 
 def log_examples(mlflow, parent: str, examples: list, pipe: Pipeline) -> None:
-    """Per example condition: the mel images of input, output and target (plots/, the run's spectrograms/
-    and the pipeline run's root) and the three as wavs (the run's audio/<condition>/, and the output at
-    the pipeline run's root)."""
+    """Per example condition: the spectrograms of input, output and target in kHz and seconds (plots/eval/,
+    the run's spectrograms/ and the pipeline run's root) and the three as wavs (the run's
+    audio/<condition>/, and the output at the pipeline run's root)."""
     client = mlflow.MlflowClient()
     with tempfile.TemporaryDirectory() as tmp:
         for cond, clean, outs in examples:
             name = f"{int(cond.cutoff_hz) // 1000}k_{cond.filter}_{cond.noise}"
-            mels = {
-                "input": log_mel(outs["unprocessed"], pipe.mel).numpy(),
-                "model_lfr": log_mel(outs["model_lfr"], pipe.mel).numpy(),
-                "target": log_mel(clean, pipe.mel).numpy(),
-            }
+            waves = {"input": outs["unprocessed"], "model_lfr": outs["model_lfr"], "target": clean}
+            images = {name: results.power_image(wave) for name, wave in waves.items()}
             title = f"cutoff {cond.cutoff_hz / 1000:g} kHz, {cond.filter}, noise: {cond.noise}"
-            fig = plots.mel_figure(mels, title, mel_bin(cond.cutoff_hz, pipe))
+            seconds = len(clean) / SAMPLE_RATE
+            fig = plots.spectrogram_figure(images, seconds, [cond.cutoff_hz], SAMPLE_RATE, title)
             fig.savefig(PLOTS / f"spectrogram_{name}.png", dpi=100)
             plots.close(fig)
             mlflow.log_artifact(str(PLOTS / f"spectrogram_{name}.png"), "spectrograms")
@@ -134,15 +134,6 @@ def log_examples(mlflow, parent: str, examples: list, pipe: Pipeline) -> None:
             shutil.copy(folder / "output.wav", Path(tmp) / f"{name}_output.wav")
             client.log_artifact(parent, str(Path(tmp) / f"{name}_output.wav"))
         mlflow.log_artifacts(str(Path(tmp) / "audio"), "audio")
-
-
-def mel_bin(hz: float, pipe: Pipeline) -> float:
-    """The (fractional) mel bin of a frequency, for marking the cutoff on a mel image."""
-    import librosa
-    import numpy as np
-
-    centres = librosa.mel_frequencies(pipe.mel.n_mels + 2, fmin=pipe.mel.fmin, fmax=pipe.mel.fmax)[1:-1]
-    return float(np.interp(hz, centres, np.arange(pipe.mel.n_mels)))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """DVC stage package: models/{vae,ldm,vocoder} -> models/pipeline (the one folder `audiosr upsample` loads),
-logged to MLflow as the run's model (artifact `pipeline`, registered as the model "audiosr")."""
+logged to MLflow as the run's artifact `pipeline`, an MLflow model registered as "audiosr" (audiosr.registry)."""
 
-import json
 from pathlib import Path
 
+from audiosr import results
 from audiosr.config import Params, stage_main
 from audiosr.data.store import SegmentSet
-from audiosr.inference.model import log_to_mlflow, package
+from audiosr.inference.model import package
+from audiosr.registry import log_pipeline
 from audiosr.tracking import stage_run
 
 OUT = Path("models/pipeline")
@@ -15,7 +16,8 @@ OUT = Path("models/pipeline")
 def main() -> None:
     params = Params.load()
     meta = SegmentSet.open("data/segments/train").meta
-    training = {p.stem[6:]: json.loads(p.read_text()) for p in sorted(Path("metrics").glob("train_*.json"))}
+    names = [p.stem[len("train_") :] for p in sorted(Path("metrics").glob("train_*.json"))]
+    training = {name: results.training_summary(Path("."), name) for name in names}
     with stage_run("package", {"profile": params.profile, "data.source": params.data.source}) as mlflow:
         package(
             Path("models"),
@@ -34,7 +36,7 @@ def main() -> None:
         tags = {k: run[k] for k in ("dvc.exp_name", "dvc.baseline_rev") if k in run}
         parent = mlflow.get_run(run["mlflow.parentRunId"]).data.tags if "mlflow.parentRunId" in run else {}
         tags["overrides"] = parent.get("overrides", "none")
-        uri = log_to_mlflow(OUT, mlflow, register="audiosr", tags=tags)
+        uri = log_pipeline(OUT, mlflow, tags=tags)
     print(f"package: {OUT} (MLflow: {uri})")
 
 

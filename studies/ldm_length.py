@@ -50,7 +50,7 @@ def main() -> None:
     if missing:
         raise SystemExit(f"ldm_length: no comparable experiment {', '.join(missing)}; run without --report-only")
     minutes = {
-        name: json.loads(ablate.read_file(table.loc[name, "rev"], "metrics/train_ldm.json"))["seconds"] / 60
+        name: json.loads(ablate.read_file(table.loc[name, "rev"], "metrics/stats/train_ldm.json"))["seconds"] / 60
         for name in lengths
     }
     base = {s: stats.item_matrix([items[ablate.WORKSPACE]], s, "lsd") for s in SYSTEMS}

@@ -40,7 +40,7 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-        minutes = json.loads(Path("metrics/train_vocoder.json").read_text())["seconds"] / 60  # its training loop
+        minutes = json.loads(Path("metrics/stats/train_vocoder.json").read_text())["seconds"] / 60  # its training loop
         lsd, hf, n = score(clips=args.clips)
         rows.append((steps, minutes, lsd, hf))
         print(f"{steps} steps: gt_vocoder LSD {lsd:.3f}, above 8 kHz {hf:.3f} ({n} clips), {minutes:.1f} min")

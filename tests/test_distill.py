@@ -12,6 +12,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from audiosr import results
 from audiosr.audio import SAMPLE_RATE
 from audiosr.config import Params
 from audiosr.data.store import SegmentSet
@@ -47,7 +48,7 @@ def test_student_starts_as_the_one_step_teacher_and_learns_the_teacher(project) 
 
 def test_stage_output_is_packaged_and_described(project) -> None:
     wd, env = project
-    summary = json.loads((wd / "metrics/train_distill.json").read_text())
+    summary = results.training_summary(wd, "distill")
     assert summary["steps"] == 4 and {"val/x0_mse", "val/one_step_mse"} <= set(summary)
     student = load_file(str(wd / "models/pipeline/student.safetensors"))
     teacher = load_file(str(wd / "models/pipeline/ldm.safetensors"))
@@ -185,7 +186,8 @@ def test_no_student_with_zero_steps(project, tmp_path) -> None:
     (wd / "params.yaml").write_text(yaml.safe_dump(params))
     assert "no student" in run_stage(stage("distill"), wd, env).stdout
     assert not (wd / "models/distill/model.safetensors").exists()
-    assert json.loads((wd / "metrics/train_distill.json").read_text()) == {"steps": 0}
+    assert json.loads((wd / "metrics/train_distill.json").read_text()) == {}  # no quality to measure
+    assert json.loads((wd / "metrics/stats/train_distill.json").read_text()) == {"steps": 0}
     run_stage(stage("package"), wd, env)
     assert not (wd / "models/pipeline/student.safetensors").exists()
     assert "student" not in json.loads((wd / "models/pipeline/config.json").read_text())

@@ -9,6 +9,7 @@ import time
 import pytest
 import yaml
 
+from audiosr import results
 from audiosr.config import Params
 from audiosr.data.segments import segment_split
 from audiosr.train import loop, runner
@@ -65,12 +66,12 @@ def test_metrics_add_up_over_a_resumed_training(workdir) -> None:
     state = json.loads((wd / "checkpoints/vae/last/state.json").read_text())
     assert state["step"] == 4 and state["totals"]["invocations"] == 1
     assert state["totals"]["seconds"] >= 4 * SLOW and state["totals"]["samples"] == 4 * BATCH
-    assert not (wd / "metrics/train_vae.json").exists()
+    assert not (wd / "metrics/stats/train_vae.json").exists()
 
     start = time.perf_counter()
     summary = runner.clean_data_stage("vae", VAETask, p)  # resumes from step 4, at full speed
     second = time.perf_counter() - start
-    on_disk = json.loads((wd / "metrics/train_vae.json").read_text())
+    on_disk = results.training_summary(wd, "vae")
     assert on_disk == pytest.approx({k: round(float(v), 6) for k, v in summary.items()})
     assert on_disk["steps"] == STEPS and on_disk["samples"] == STEPS * BATCH
     assert on_disk["invocations"] == 2 and on_disk["resumes"] == 1

@@ -108,8 +108,13 @@ def test_stages_write_models_metrics_and_plots(project) -> None:
     for name in ("vae", "vocoder", "ldm"):
         state, config = load_model(wd / "models" / name)
         assert config["kind"] == name and config["profile"] == "small" and state
-        summary = json.loads((wd / "metrics" / f"train_{name}.json").read_text())
-        assert summary["steps"] > 0 and all(np.isfinite(v) for v in summary.values())
+        # quality (the DVC metrics) apart from how the training ran (steps, timings, counts: not metrics)
+        quality = json.loads((wd / "metrics" / f"train_{name}.json").read_text())
+        stats = json.loads((wd / "metrics" / "stats" / f"train_{name}.json").read_text())
+        assert quality and all(k.startswith("val/") and np.isfinite(v) for k, v in quality.items())
+        assert stats["steps"] > 0 and stats["seconds"] > 0 and any(k.startswith("params/") for k in stats)
+        assert not set(quality) & set(stats)
+        assert (wd / "plots" / f"train_{name}_loss.png").read_bytes()[:4] == b"\x89PNG"
         log = (wd / "metrics" / f"train_{name}_log.csv").read_text().splitlines()
         assert log[0].startswith("step,loss") and len(log) >= 2
     assert 0 < load_model(wd / "models/vae")[1]["scale"] < 1e3
