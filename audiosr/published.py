@@ -54,6 +54,7 @@ SCHEDULE_BUFFERS = (
 )
 # what is in the checkpoint and deliberately not imported, and why
 UNUSED = {
+    "clap.": "AudioSR's CLAP audio-text model: built by its training code, not used by super-resolution",
     "model_ema.": "the U-Net's EMA copy: AudioSR samples with model.diffusion_model",
     "schedule buffers": "the diffusion schedule: recomputed (and checked against the checkpoint's alphas_cumprod)",
     "logvar": "the training loss's per-timestep log-variance",
@@ -73,6 +74,46 @@ class CheckpointError(ModelError):
 def full_architecture() -> dict[str, dict]:
     """The `full` profile's architecture of each part: AudioSR's."""
     return {part: profiles.resolve("full", part) for part in ("vae", "ldm", "vocoder")}
+
+
+def architecture(unet: dict, vae: dict, embed_dim: int, vocoder: dict) -> dict[str, dict]:
+    """The architecture of each part, in this project's keys, from AudioSR's own configuration: its
+    UNetModel params, its first stage's ddconfig and embed_dim, its HiFi-GAN config (the full profile is
+    this of AudioSR's get_basic_config and get_vocoder_config_48k)."""
+    base = full_architecture()
+    return {
+        "vae": {
+            **base["vae"],
+            "channels": vae["ch"],
+            "multipliers": list(vae["ch_mult"]),
+            "latent_channels": embed_dim,
+            "z_channels": vae["z_channels"],
+            "num_res_blocks": vae["num_res_blocks"],
+            "dropout": vae.get("dropout", 0.0),
+        },
+        "ldm": {
+            **base["ldm"],
+            "width": unet["model_channels"],
+            "multipliers": list(unet["channel_mult"]),
+            "attention_levels": [i for i in range(len(unet["channel_mult"])) if 2**i in unet["attention_resolutions"]],
+            "num_res_blocks": unet["num_res_blocks"],
+            "head_channels": unet["num_head_channels"],
+            "transformer_depth": unet.get("transformer_depth", 1),
+        },
+        "vocoder": {
+            **base["vocoder"],
+            "hifigan": {
+                k: vocoder[k]
+                for k in (
+                    "upsample_rates",
+                    "upsample_kernel_sizes",
+                    "upsample_initial_channel",
+                    "resblock_kernel_sizes",
+                    "resblock_dilation_sizes",
+                )
+            },
+        },
+    }
 
 
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
@@ -102,15 +143,23 @@ def _group(key: str) -> str | None:
     return None
 
 
-def _vocoder_name(key: str) -> str:
-    """AudioSR's (old-style) weight-norm names -> torch.nn.utils.parametrizations' names."""
-    for old, new in (
-        (".weight_g", ".parametrizations.weight.original0"),
-        (".weight_v", ".parametrizations.weight.original1"),
-    ):
-        if key.endswith(old):
-            return key[: -len(old)] + new
-    return key
+def _weight_normed(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A HiFi-GAN state dict with plain conv weights (AudioSR folds its weight norm away when it builds the
+    vocoder) -> the weight-norm parametrisation `module` trains with: g = the norm of each output slice
+    (dim 0, torch's weight_norm), v = the weight itself, so g·v/|v| is the same weight."""
+    out = dict(state)
+    for key in module.state_dict():
+        if key.endswith(".parametrizations.weight.original0"):
+            base = key[: -len(".parametrizations.weight.original0")]
+            weight = out.pop(f"{base}.weight", None)
+            if weight is not None:
+                norm = weight.flatten(1).norm(dim=1).reshape(-1, *([1] * (weight.ndim - 1)))
+                out[key], out[f"{base}.parametrizations.weight.original1"] = norm, weight
+    return out
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a is b or torch.equal(a, b)
 
 
 def _few(keys: list[str]) -> str:
@@ -151,7 +200,7 @@ def convert(
         if key.startswith(UNET):
             tensors["ldm"][key[len(UNET) :]] = value
         elif key.startswith(VOCODER):
-            tensors["vocoder"][_vocoder_name(key[len(VOCODER) :])] = value
+            tensors["vocoder"][key[len(VOCODER) :]] = value
         elif key.startswith(CONDITION + "encoder.") or key.startswith(CONDITION + "quant_conv."):
             condition[key[len(CONDITION) :]] = value
         elif key.startswith(FIRST_STAGE + "decoder.") or key.startswith(FIRST_STAGE + "post_quant_conv."):
@@ -175,7 +224,7 @@ def convert(
     }
     if not condition:  # a checkpoint without the condition VAE conditions with the first stage's encoder
         condition = first
-    elif first and (set(first) != set(condition) or any(first[k] is not condition[k] and not torch.equal(first[k], condition[k]) for k in first)):
+    elif first and (set(first) != set(condition) or any(not _same(first[k], condition[k]) for k in first)):
         notes.append("the first stage's encoder differs from the condition VAE's; kept the condition VAE's")
     tensors["vae"].update(condition)
     if "scale_factor" not in state:
@@ -199,6 +248,7 @@ def convert(
             "ldm": build_unet(arch["ldm"], arch["vae"]["latent_channels"]),
             "vocoder": build_vocoder(arch["vocoder"], n_mels, mel.hop),
         }
+    tensors["vocoder"] = _weight_normed(nets["vocoder"], tensors["vocoder"])
     names = {"vae": "VAE", "ldm": "U-Net", "vocoder": "vocoder"}
     fitted = {part: _fit(nets[part], tensors[part], names[part], path) for part in nets}
     factor = nets["vae"].factor

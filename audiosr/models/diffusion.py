@@ -102,11 +102,13 @@ class Schedule:
 
     def timesteps(self, steps: int) -> list[int]:
         """`steps` timesteps, high to low: "trailing" spacing (Lin et al. 2024, Table 2), 999 first; for
-        AudioSR's kind its DDIM's "uniform" one, 1 + multiples of num_steps // steps."""
+        AudioSR's kind its DDIM's "uniform" one, 1 + multiples of num_steps // steps (at most num_steps - 1
+        of them)."""
         if not 1 <= steps <= self.num_steps:
             raise ValueError(f"timesteps: steps must be in [1, {self.num_steps}], got {steps}")
-        if self.kind == "cosine":
-            return [t + 1 for t in reversed(range(0, self.num_steps, self.num_steps // steps))]
+        if self.kind == "cosine":  # the lowest `steps` of them: 1 last (AudioSR's spacing never reaches 1000)
+            spaced = [t for t in range(1, self.num_steps + 1, self.num_steps // steps) if t < self.num_steps]
+            return spaced[:steps][::-1]
         return [round(self.num_steps - i * self.num_steps / steps) - 1 for i in range(steps)]
 
 
@@ -128,11 +130,13 @@ def sample_ddim(
     progress: Progress | None = None,
     eta: float = 0.0,
     generator: torch.Generator | None = None,
+    noises: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """DDIM: x: (B, ...) noise at timesteps[0] -> x_0: (B, ...); deterministic at eta = 0.
 
-    eta > 0 adds fresh noise each step (drawn from `generator`), eta = 1 being DDPM's posterior variance
-    (Song et al. 2021, Eq. 16). `progress(step, total)` is called after each network evaluation.
+    eta > 0 adds fresh noise each step, eta = 1 being DDPM's posterior variance (Song et al. 2021, Eq. 16):
+    `noises[i]` (one standard normal tensor like x per step) or drawn from `generator`. `progress(step,
+    total)` is called after each network evaluation.
     """
     for i, t in enumerate(timesteps):
         v = _v(model_fn, x, t)
@@ -143,7 +147,8 @@ def sample_ddim(
         noise_sd = eta * math.sqrt(s_next**2 / s**2 * (1 - a**2 / a_next**2)) if eta and s > 0 else 0.0
         x = a_next * x0 + math.sqrt(max(s_next**2 - noise_sd**2, 0.0)) * eps
         if noise_sd:
-            x = x + noise_sd * torch.randn(x.shape, generator=generator).to(x.device)
+            z = noises[i] if noises is not None else torch.randn(x.shape, generator=generator)
+            x = x + noise_sd * z.to(x.device)
         if progress is not None:
             progress(i + 1, len(timesteps))
     return x
