@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.install-stamp
 
-.PHONY: install run test lint bench ui ui-check ablations clean-venv debian-packages
+.PHONY: install run test lint bench exps docs docs-check ui ui-check ablations clean-venv debian-packages
 
 install: $(STAMP)
 
@@ -46,22 +46,36 @@ lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 
+# the benchmarks, each writing its table into docs/performance.md (--publish)
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_data.py --minutes 30
-	$(BIN)/python benchmarks/bench_train.py --profiles small
+	$(BIN)/python benchmarks/bench_data.py --minutes 30 --publish
+	$(BIN)/python benchmarks/bench_train.py --profiles small --publish
+
+# the DVC experiments with the headline metrics, in 160 columns (the wider views: docs/tracking.md)
+exps: $(STAMP)
+	$(BIN)/dvc exp show --drop '.*' --keep 'Experiment|Created|model_lfr/|real/'
+
+# the generated tables of docs/ rewritten from their committed sources; docs-check fails on a stale one
+docs: $(STAMP)
+	$(BIN)/python -m audiosr.docpages
+
+docs-check: $(STAMP)
+	$(BIN)/python -m audiosr.docpages --check
 
 # the study's ablations (noise type, filter family) as queued DVC experiments, SEEDS training seeds each,
-# then metrics/ablations.md with bootstrap intervals; ONLY="noise-tone ..." for a subset, JOBS to override
+# then metrics/ablations.md with bootstrap intervals (and its table in docs/studies.md); ONLY="noise-tone ..." for a subset, JOBS to override
 # how many run at once (default: the cores / 2)
 SEEDS ?= 1
 ablations: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m audiosr.ablate --seeds $(SEEDS) \
 	  $(if $(ONLY),--only $(ONLY)) $(if $(JOBS),--jobs $(JOBS))
+	$(BIN)/python -m audiosr.docpages
 
-# the MLflow UI on the project's store, on loopback only
+# the MLflow UI on the project's store, on loopback only (the address printed opens the runs sorted by
+# model_lfr/lsd; a copied checkout's store is relocated first)
 UI_PORT ?= 5000
 ui: $(STAMP)
-	@echo "MLflow UI: http://127.0.0.1:$(UI_PORT)/#/experiments?workflowType=machine_learning  (store: sqlite:///$(CURDIR)/mlflow.db)"
+	@$(BIN)/python -m audiosr.tracking $(UI_PORT)
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port $(UI_PORT)
 
 # the MLflow UI in headless Chromium on the project's store: checks the pages used to compare the workspace

@@ -10,7 +10,7 @@ nothing is pickled. Its ``predict`` restores audio files:
     model.predict(["take.wav"])                                   # -> ["take_48k.wav"]
     model.predict(pd.DataFrame({"input": ["a.flac"], "output": ["a_restored.wav"]}))
 
-The evaluation puts the headline metrics on the version (`tag_version`).
+The evaluation puts the headline metrics on the version (`audiosr.tracking.tag_version`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from audiosr.tracking import MODEL_NAME
+
 ARTIFACT_PATH = "pipeline"  # the run artifact: runs:/<run id>/pipeline
-MODEL_NAME = "audiosr"
 BASELINE_ALIAS = "baseline"  # the workspace's latest version; an experiment's carries its name
 
 
@@ -65,18 +66,6 @@ def log_pipeline(path: Path, mlflow, register: str | None = MODEL_NAME, tags: di
         if exp_name:
             client.set_registered_model_alias(register, alias_of(exp_name), version.version)
     return f"runs:/{run_id}/{ARTIFACT_PATH}"
-
-
-def tag_version(client, package_run_id: str, metrics: dict[str, float], name: str = MODEL_NAME) -> list[str]:
-    """Put `metrics` (the headline) on the model versions the package run registered: as tags, and as the
-    version's description. Returns the versions tagged."""
-    versions = client.search_model_versions(f"name = '{name}' and run_id = '{package_run_id}'")
-    line = ", ".join(f"{k} {v:g}" for k, v in metrics.items())
-    for version in versions:
-        for key, value in metrics.items():
-            client.set_model_version_tag(name, version.version, key, f"{value:g}")
-        client.update_model_version(name, version.version, description=f"Evaluation: {line}")
-    return [v.version for v in versions]
 
 
 class RestoreFiles:

@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 EXPERIMENT = "audiosr"
+MODEL_NAME = "audiosr"  # the registered model the package stage makes versions of (audiosr.registry)
 KIND = "audiosr.run"  # tag: "pipeline" on a pipeline execution's parent run, "stage" on a stage's run
 
 
@@ -278,10 +279,20 @@ def close_pipeline_run(metrics: dict[str, float]) -> str:
         [experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}' and tags.stage = 'package'", max_results=1
     )
     if packaged and headline:
-        from audiosr.registry import tag_version
-
         tag_version(client, packaged[0].info.run_id, headline)
     return run_id
+
+
+def tag_version(client, package_run_id: str, metrics: dict[str, float], name: str = MODEL_NAME) -> list[str]:
+    """Put `metrics` (the headline) on the model versions the package run registered: as tags, and as the
+    version's description. Returns the versions tagged."""
+    versions = client.search_model_versions(f"name = '{name}' and run_id = '{package_run_id}'")
+    line = ", ".join(f"{k} {v:g}" for k, v in metrics.items())
+    for version in versions:
+        for key, value in metrics.items():
+            client.set_model_version_tag(name, version.version, key, f"{value:g}")
+        client.update_model_version(name, version.version, description=f"Evaluation: {line}")
+    return [v.version for v in versions]
 
 
 # the numbers a pipeline execution is judged by (`audiosr.results.headline`): on the pipeline run, in
@@ -292,3 +303,29 @@ HEADLINE = (
     "real/model_lfr/lsd",
     "real/model_lfr/worse_than_input",
 )
+
+
+def ui_address(port: int, host: str = "127.0.0.1") -> str:
+    """The MLflow UI's address of the project's experiment, runs sorted by the headline LSD (relocating a
+    copied store first); the experiments page where the store has no such experiment yet."""
+    base = f"http://{host}:{port}/#/experiments"
+    uri = tracking_uri()
+    db = Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+    if db is None or not db.is_file():
+        return f"{base}?workflowType=machine_learning"
+    name = os.environ.get("AUDIOSR_MLFLOW_EXPERIMENT", EXPERIMENT)
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
+        row = conn.execute("SELECT experiment_id FROM experiments WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        return f"{base}?workflowType=machine_learning"
+    return (
+        f"{base}/{row[0]}/runs?workflowType=machine_learning&orderByKey=metrics.%60model_lfr%2Flsd%60&orderByAsc=true"
+    )
+
+
+if __name__ == "__main__":
+    import sys
+
+    # `make ui`: the store (relocated if the checkout was copied) and the address to open
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+    print(f"MLflow UI: {ui_address(port)}  (store: {tracking_uri()})")

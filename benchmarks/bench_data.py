@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from audiosr import docpages
 from audiosr.audio import MelConfig
 from audiosr.data import synthetic
 from audiosr.data.segments import degrade_split, segment_split
@@ -23,7 +24,7 @@ from audiosr.params import workers as default_workers
 
 FILTER = {"types": ["chebyshev", "elliptic", "butterworth", "boxcar"], "order": [2, 10], "cutoff_hz": [2000, 16000]}
 NOISE = {"type": "mixed", "tone_amplitude": [0.001, 0.2], "tone_hz": [100, 15000], "gaussian_amplitude": [0.001, 0.1]}
-AUDIO = {"segment_seconds": 5.12, "silence_db": -50.0, "peak": 0.5}
+AUDIO = {"segment_seconds": 5.12, "silence_db": -50.0, "peak": 0.5, "train_stems": []}
 
 
 def main() -> None:
@@ -31,6 +32,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--workers", type=int, default=default_workers())
     ap.add_argument("--n-mels", type=int, nargs="+", default=[64, 256])
+    ap.add_argument("--publish", action="store_true", help="write the table into docs/performance.md")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -51,11 +53,17 @@ def main() -> None:
             audio_s = counts["seconds"]
             both = audio_s / (t_seg + t_deg)
             rows.append((n_mels, audio_s, audio_s / t_seg, audio_s / t_deg, both))
-    print(f"\ndata stages, {args.workers} workers, {n_tracks} tracks of {seconds:g} s (x real time)\n")
-    print("| n_mels | audio (s) | segment | degrade | both |")
-    print("| ---: | ---: | ---: | ---: | ---: |")
+    lines = [
+        f"data stages, {args.workers} workers, {n_tracks} tracks of {seconds:g} s (x real time)",
+        "",
+        "| n_mels | audio (s) | segment | degrade | both |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
     for n_mels, audio_s, seg, dg, both in rows:
-        print(f"| {n_mels} | {audio_s:.0f} | {seg:.0f}x | {dg:.0f}x | {both:.0f}x |")
+        lines.append(f"| {n_mels} | {audio_s:.0f} | {seg:.0f}x | {dg:.0f}x | {both:.0f}x |")
+    print("\n" + "\n".join(lines))
+    if args.publish:
+        docpages.publish("bench_data", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from audiosr import docpages
 from audiosr.audio import MelConfig
 from audiosr.config import model_block
 from audiosr.data.store import SegmentSet
@@ -106,6 +107,7 @@ def main() -> None:
     ap.add_argument("--profiles", nargs="+", default=["small"])
     ap.add_argument("--models", nargs="+", default=["vae", "vocoder", "ldm"])
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--publish", action="store_true", help="write the table into docs/performance.md")
     ap.add_argument("--child", nargs=2, metavar=("MODEL", "PROFILE"))
     args = ap.parse_args()
     if args.child:
@@ -123,14 +125,20 @@ def main() -> None:
                 print(f"{model}/{profile} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
                 continue
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"\ntraining step throughput, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
-    print("| model | profile | device | params (M) | batch | s/step | samples/s | peak memory (GB) |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    lines = [
+        f"training step throughput, torch {torch.__version__}, {torch.get_num_threads()} threads",
+        "",
+        "| model | profile | device | params (M) | batch | s/step | samples/s | peak memory (GB) |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in rows:
-        print(
+        lines.append(
             f"| {r['model']} | {r['profile']} | {r['device']} | {r['params_m']:.1f} | {r['batch']} | "
             f"{r['s_per_step']:.3f} | {r['samples_per_s']:.1f} | {r['peak_gb']:.2f} |"
         )
+    print("\n" + "\n".join(lines))
+    if args.publish:
+        docpages.publish("bench_train", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from audiosr import docpages
+
 RATE = 44_100
 PATTERN_S = 10.0  # the content is a 10 s stereo pattern, repeated
 
@@ -171,6 +173,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's, one per core)")
     ap.add_argument("--systems", nargs="+", default=["teacher"], choices=["teacher", "student"])
     ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "auto"])
+    ap.add_argument("--publish", action="store_true", help="write the table into docs/performance.md")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--input", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -213,15 +216,14 @@ def main() -> None:
                     )
     what = f"profile {args.profile} (random weights)" if args.profile else args.model
     student = "; student 1 step" if "student" in args.systems else ""
-    print(
-        f"\nupsample: {what}; teacher {args.steps} steps, guidance {args.guidance:g}{student}; "
-        f"batch {args.batch}, {args.device}, {rows[0]['threads']} threads; stereo 44.1 kHz in, 48 kHz out\n"
-    )
-    print(
+    lines = [
+        f"upsample: {what}; teacher {args.steps} steps, guidance {args.guidance:g}{student}; "
+        f"batch {args.batch}, {args.device}, {rows[0]['threads']} threads; stereo 44.1 kHz in, 48 kHz out",
+        "",
         "| system | precision | input | processing (s) | RTF | CPU s per audio s | peak memory (MiB) "
-        "| before the file (MiB) | peak vs 60 s |"
-    )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        "| before the file (MiB) | peak vs 60 s |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in sorted(rows, key=lambda r: (args.systems.index(r["system"]), args.precisions.index(r["precision"]))):
         same = [q for q in rows if (q["system"], q["precision"]) == (r["system"], r["precision"])]
         ref = next((q for q in same if q["seconds"] == 60.0), same[0])
@@ -229,10 +231,13 @@ def main() -> None:
         precision = (
             f"{r['precision']} ({'bf16' if r['bf16'] else 'fp32'})" if r["precision"] == "auto" else r["precision"]
         )
-        print(
+        lines.append(
             f"| {r['system']} | {precision} | {label} | {r['elapsed']:.1f} | {r['rtf']:.3f} | {r['cpu_rtf']:.3f} | "
             f"{r['peak_mib']:.0f} | {r['before_mib']:.0f} | {r['peak_mib'] / ref['peak_mib']:.2f}x |"
         )
+    print("\n" + "\n".join(lines))
+    if args.publish:
+        docpages.publish("bench_upsample", "\n".join(lines))
 
 
 if __name__ == "__main__":
