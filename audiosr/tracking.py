@@ -30,6 +30,7 @@ import os
 import sqlite3
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -306,8 +307,8 @@ HEADLINE = (
 
 
 def ui_address(port: int, host: str = "127.0.0.1") -> str:
-    """The MLflow UI's address of the project's experiment, runs sorted by the headline LSD (relocating a
-    copied store first); the experiments page where the store has no such experiment yet."""
+    """The MLflow UI's address of the project's experiment: its pipeline runs, sorted by the headline LSD
+    (relocating a copied store first); the experiments page where the store has no such experiment yet."""
     base = f"http://{host}:{port}/#/experiments"
     uri = tracking_uri()
     db = Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
@@ -318,9 +319,17 @@ def ui_address(port: int, host: str = "127.0.0.1") -> str:
         row = conn.execute("SELECT experiment_id FROM experiments WHERE name = ?", (name,)).fetchone()
     if row is None:
         return f"{base}?workflowType=machine_learning"
-    return (
-        f"{base}/{row[0]}/runs?workflowType=machine_learning&orderByKey=metrics.%60model_lfr%2Flsd%60&orderByAsc=true"
+    # one row per pipeline execution (its stage runs filtered out), the best headline LSD first
+    query = urllib.parse.urlencode(
+        {
+            "workflowType": "machine_learning",
+            "searchFilter": f"tags.`{KIND}` = 'pipeline'",
+            "orderByKey": "metrics.`model_lfr/lsd`",
+            "orderByAsc": "true",
+        },
+        quote_via=urllib.parse.quote,
     )
+    return f"{base}/{row[0]}/runs?{query}"
 
 
 if __name__ == "__main__":
