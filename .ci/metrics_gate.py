@@ -10,7 +10,7 @@ item (the same conditions and clips), with a 95 % paired bootstrap interval over
 - the difference is over TOLERANCE.
 Why both: a re-run on another machine is not bit-identical (torch's CPU kernels and thread counts change
 float summation order), so it differs from the committed run the way another training seed does (about a
-hundredth, README: Ablations), and such a difference can be consistent over every condition and clip.
+hundredth, docs/studies.md: Ablations), and such a difference can be consistent over every condition and clip.
 TOLERANCE (0.1) is above the baseline's seed spread and well below the gap that matters (the
 model sits over 0.5 below `unprocessed` at most cutoffs). Without a committed items file (an older
 commit, or another eval block) the gate compares eval.json's means against TOLERANCE alone.

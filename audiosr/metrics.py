@@ -227,7 +227,7 @@ def pesq_wb(target: np.ndarray, estimate: np.ndarray, sr: int = 48_000) -> float
 # The share of the summed STFT magnitude under the detected cutoff. AudioSR uses 98.5 %; on our evaluation
 # protocol that put the cutoff about 1 kHz below the real one, so the low-frequency replacement let generated
 # content overwrite real content (LSD-LF 0.42 against 0.30 unprocessed). 99.5 % keeps LSD-LF within 0.03 of
-# unprocessed at a cost of 0.075 in overall LSD (measured with the small profile, README "Evaluation").
+# unprocessed at a cost of 0.075 in overall LSD (measured with the small profile, docs/evaluation.md).
 CUTOFF_ENERGY = 0.995
 
 

@@ -2,7 +2,7 @@
 
 An item is one (condition, clip) of the fixed protocol, the same for every experiment, so a difference is
 taken item by item (paired). The evaluation plays the same few clips under every condition, and a model
-change can help one clip and hurt another (measured: README, Experiments and ablations), so items are not
+change can help one clip and hurt another (measured: docs/studies.md, Ablations), so items are not
 exchangeable: each bootstrap replicate draws the conditions and, apart, the clips (a crossed design; the
 items of a replicate are every drawn condition × every drawn clip). Where an experiment was trained with
 several seeds, each replicate also draws each side's seeds, so the interval carries the training noise too.

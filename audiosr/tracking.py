@@ -151,7 +151,7 @@ def flatten(params: dict, prefix: str = "") -> dict[str, str]:
 def _experiment_id(mlflow) -> str:
     name = os.environ.get("AUDIOSR_MLFLOW_EXPERIMENT", EXPERIMENT)
     # the experiment's kind, for UIs that open an experiment by it (MLflow 3.17 follows its own
-    # "Model training / GenAI" switch instead: the README and `make ui` give the address that sets it)
+    # "Model training / GenAI" switch instead: docs/tracking.md and `make ui` give the address that sets it)
     tags = {"mlflow.experimentKind": "custom_model_development"}
     exp = mlflow.get_experiment_by_name(name)
     if exp is None:

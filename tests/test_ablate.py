@@ -82,7 +82,7 @@ def test_item_matrix_refuses_different_items() -> None:
 
 
 def test_clips_that_disagree_are_not_a_finding() -> None:
-    """The measured case (README): a change that helps one clip (-0.06) and hurts the other (+0.11) under
+    """The measured case (docs/studies.md): a change that helps one clip (-0.06) and hurts the other (+0.11) under
     every condition. Items alone call the mean (+0.025) significant; drawing clips too does not."""
     rng = np.random.default_rng(3)
     index = pd.MultiIndex.from_product(

@@ -71,7 +71,7 @@ def test_evaluate_stage(project, tmp_path) -> None:
     assert top["model_lfr/lsd"] == headline["model_lfr"]["lsd"]
     # the band merge keeps input bins that agree with the generated ones; the tiny model's output is far
     # off in level, so less of the input is kept than with a trained model, but the merge still brings the
-    # low band closer to the truth than the model alone (the trained model's figures: README)
+    # low band closer to the truth than the model alone (the trained model's figures: docs/evaluation.md)
     lf = {system: headline[system]["lsd_lf"] for system in ("unprocessed", "model", "model_lfr")}
     assert lf["unprocessed"] < lf["model_lfr"] < lf["model"], lf
     # the new headline numbers: items worse than the input, by cutoff, and the restored band's level

@@ -6,7 +6,7 @@ nothing above 11 kHz). `measure_programs` / `measure_kits` play each program ove
 (each kit over its hits), normalise every note to the same energy and sum their power spectra; per
 instrument they report the frequency under which 99.9 % of that energy lies (``edge_hz``) and the
 level of the 16-20 kHz band relative to the whole (``top_db``). Only instruments whose ``top_db``
-reaches ``data.rendered.min_top_db`` are used (the README says where the line is and why).
+reaches ``data.rendered.min_top_db`` are used (docs/data.md says where the line is and why).
 
 Debian packages: fluid-soundfont-gm (FluidR3_GM.sf2, MIT), hydrogen-drumkits (GPL-2+ / CC licences per
 kit), libfluidsynth3 (LGPL-2.1); Python: pyfluidsynth.
@@ -350,7 +350,7 @@ def measure_kits(root: str, names: list[str]) -> list[dict]:
 
 def markdown_table(measured) -> str:
     """The measurement (a DataFrame of measure_programs / measure_kits rows, with the `split` column
-    `rendered.generate` adds) as the README's Markdown table."""
+    `rendered.generate` adds) as the Markdown table of docs/data.md."""
     lines = [
         "| family | instrument | 99.9 % of energy below (kHz) | 16-20 kHz band (dB) | used for |",
         "| --- | --- | ---: | ---: | --- |",
