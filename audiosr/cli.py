@@ -474,7 +474,8 @@ def info(
         arch = cfg[part]["arch"]
         chosen = arch.get(arch.get("arch"), {})  # the vocoder's block for its architecture
         shape = ", ".join(f"{k} {v}" for k, v in {**arch, **chosen}.items() if not isinstance(v, dict))
-        lines.append((part, f"{d['params'][part] / 1e6:.2f} M params, {cfg[part].get('steps', '?')} steps; {shape}"))
+        trained = "imported" if "imported" in cfg else f"{cfg[part].get('steps', '?')} steps"
+        lines.append((part, f"{d['params'][part] / 1e6:.2f} M params, {trained}; {shape}"))
     own = {"steps": DEFAULT_STEPS, "guidance": DEFAULT_GUIDANCE, "sampler": "dpmpp_2m", **cfg.get("sampling", {})}
     sampling = (
         f"the teacher, {own['steps']} {own['sampler']} step{'s' if own['steps'] > 1 else ''} at guidance "
@@ -489,6 +490,9 @@ def info(
     else:
         sampling += "; no one-step student in this model"
     lines.append(("sampling", sampling))
+    if "imported" in cfg:
+        unused = ", ".join(f"{group} ({n})" for group, n in cfg["imported"]["unused"].items())
+        lines.append(("imported", f"from {cfg['imported']['from']}; not imported by design: {unused or 'nothing'}"))
     data = cfg.get("training_data")
     if data:
         lines.append(("training data", ", ".join(f"{k} {v}" for k, v in data.items())))
@@ -527,3 +531,53 @@ def import_audiosr(
     typer.echo(f"not imported (by design): {unused or 'nothing'}")
     for note in config["imported"]["notes"]:
         typer.echo(f"note: {note}")
+
+
+@app.command("evaluate")
+def evaluate_model(
+    model: Annotated[str, typer.Argument(help="Pipeline folder (an imported AudioSR, say), runs:/... or models:/...")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for its eval*.json and eval*_items.csv.")],
+    steps: Annotated[
+        int | None,
+        typer.Option(help="Sampling steps of `model`. Default: the model's own, else params.yaml's eval.steps."),
+    ] = None,
+    guidance: Annotated[
+        float | None, typer.Option(help="Guidance of `model`. Default: the model's own, else eval.guidance.")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda. Default: cuda when available.")] = None,
+) -> None:
+    """Score a model on this repository's held-out sets with the evaluate stage's protocol (params.yaml's
+    eval block, data/segments/test and data/real), item for item comparable with the stage's metrics/."""
+    from audiosr.config import Params, ParamsError
+    from audiosr.evaluate import evaluate_folder
+    from audiosr.params import workers
+
+    for needed in (Path("params.yaml"), Path("data/segments/test"), Path("data/real/manifest.csv")):
+        if not needed.exists():
+            _fail(f"{needed}: not found; run audiosr evaluate in a repository whose test sets are built (dvc repro)")
+    if device not in (None, "cpu", "cuda"):
+        _fail(f"--device: {device!r} is not cpu or cuda")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        params = Params.load()
+    except ParamsError as exc:
+        _fail(str(exc))
+    try:
+        with resolve_model(model) as path, bar("evaluate") as progress:
+            task = progress.add_task("evaluate", total=None, info="")
+            headlines = evaluate_folder(
+                path,
+                output,
+                params.eval,
+                steps=steps,
+                guidance=guidance,
+                workers=1 if device == "cuda" else workers(),
+                device=device,
+                progress=lambda d, n: progress.update(task, completed=d, total=n),
+            )
+    except ModelError as exc:
+        _fail(str(exc))
+    for name, headline in headlines.items():
+        lfr = headline["model_lfr"]
+        typer.echo(f"{name} set: model_lfr LSD {lfr['lsd']:.3f}, {lfr['worse_than_input']} items worse than the input")
+    typer.echo(f"{output}: written; compare with the default model: python studies/compare.py metrics {output}")

@@ -23,7 +23,9 @@ Inference runs through `audiosr.inference.Pipeline`, the object `audiosr upsampl
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,8 +40,9 @@ from audiosr import metrics
 from audiosr.audio import SAMPLE_RATE, from_int16, log_mel, to_int16
 from audiosr.config import EvalConfig, block
 from audiosr.data import realset
-from audiosr.data.store import SegmentSet
+from audiosr.data.store import SegmentSet, atomic_dir
 from audiosr.inference.merge import replace_low_band
+from audiosr.inference.model import read_config
 from audiosr.inference.restore import Pipeline
 from audiosr.parallel import pool_map
 from audiosr.stats import ITEM
@@ -274,3 +277,37 @@ def summarise(rows: pd.DataFrame, rtf: list[dict[str, float]]) -> tuple[dict, pd
     keys = ["system", "cutoff_hz", "filter", "noise"]
     by_condition = rows.groupby(keys, sort=False)[present + levels].mean().reset_index()
     return headline, by_condition
+
+
+def evaluate_folder(
+    model: str | Path,
+    out: Path,
+    params: EvalConfig,
+    test_dir: str = "data/segments/test",
+    real_dir: str = "data/real",
+    steps: int | None = None,
+    guidance: float | None = None,
+    workers: int = 1,
+    device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, dict]:
+    """The protocol of the evaluate stage on any pipeline folder (an imported AudioSR, another run's
+    model): the same clips, conditions and seeds, so its items pair with the stage's for studies/compare.py.
+    The `model` system samples with `steps` and `guidance`, by default the model's own where its folder
+    names them (an imported AudioSR: 50 DDIM steps at 3.5), else the protocol's (`eval.steps`, `eval.guidance`).
+    Writes eval.json, eval_real.json, eval_items.csv and eval_real_items.csv into `out`; returns the
+    headlines {"rendered": ..., "real": ...}."""
+    own = read_config(Path(model)).get("sampling", {})
+    steps = steps if steps is not None else int(own.get("steps", params.steps))
+    guidance = guidance if guidance is not None else float(own.get("guidance", params.guidance))
+    cfg = dataclasses.replace(params, steps=steps, guidance=guidance)
+    both, _, rtf = evaluate(str(model), test_dir, cfg, workers, device, progress, real_dir=real_dir)
+    sets = both.pop("set")
+    rows, real = (both[sets == name].reset_index(drop=True) for name in SETS)
+    headlines = {"rendered": summarise(rows, rtf)[0], "real": summarise(real, [])[0]}
+    with atomic_dir(Path(out)) as tmp:
+        (tmp / "eval.json").write_text(json.dumps(headlines["rendered"], indent=2) + "\n")
+        (tmp / "eval_real.json").write_text(json.dumps(headlines["real"], indent=2) + "\n")
+        rows.round(4).to_csv(tmp / "eval_items.csv", index=False)
+        real.round(4).to_csv(tmp / "eval_real_items.csv", index=False)
+    return headlines

@@ -11,10 +11,12 @@ output's largest magnitude (the differences measured are about 1e-6: summation o
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
@@ -54,10 +56,15 @@ def io() -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Pipeline:
+def tiny_folder(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("import") / "audiosr_tiny"
     import_checkpoint(FIXTURES / "tiny_checkpoint.bin", out, tiny_architecture(), n_mels=16)
-    return Pipeline.load(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_folder) -> Pipeline:
+    return Pipeline.load(tiny_folder)
 
 
 def test_the_full_profile_has_audiosrs_parameter_counts() -> None:
@@ -195,3 +202,33 @@ def test_a_pickle_that_runs_code_is_refused_unrun(tmp_path) -> None:
     with pytest.raises(ModelError, match=r"evil.bin: not a PyTorch checkpoint that loads without running code"):
         import_checkpoint(tmp_path / "evil.bin", tmp_path / "out", tiny_architecture(), n_mels=16)
     assert not (tmp_path / "ran").exists()
+
+
+def test_the_command_line_restores_and_describes_an_imported_model(tiny_folder, tmp_path) -> None:
+    """`audiosr info` and `audiosr upsample --model FOLDER` on the imported model, as a user runs them."""
+    from tests.test_upsample import music, run, write
+
+    folder = tmp_path / "imported"
+    shutil.copytree(tiny_folder, folder)
+    info = run("info", folder)
+    assert info.exit_code == 0, info.output
+    assert "3 ddim steps" not in info.output and "50 ddim steps at guidance 3.5" in info.output
+    src = write(tmp_path / "take.wav", np.stack([music(20_000), music(20_000, seed=1)]), 24_000)
+    r = run("upsample", src, "--model", folder, "--steps", 2, "--cutoff", 6000, "-q")
+    assert r.exit_code == 0, r.output
+    out, sr = sf.read(tmp_path / "take_48k.wav", always_2d=True)
+    assert sr == 48_000 and out.shape == (40_000, 2)
+
+
+def test_import_on_the_command_line_fails_in_one_line(tmp_path) -> None:
+    from tests.test_upsample import run
+
+    (tmp_path / "notes.txt").write_text("hello")
+    r = run("import-audiosr", tmp_path / "notes.txt", "-o", tmp_path / "out")
+    assert r.exit_code == 1 and "notes.txt: not a PyTorch checkpoint" in r.output
+    (tmp_path / "out").mkdir()
+    r = run("import-audiosr", tmp_path / "notes.txt", "-o", tmp_path / "out")
+    assert r.exit_code == 1 and "out: exists; choose another --output or pass --force" in r.output
+    # the tiny checkpoint is AudioSR's layout at other widths than the published one: named as such
+    r = run("import-audiosr", FIXTURES / "tiny_checkpoint.bin", "-o", tmp_path / "full")
+    assert r.exit_code == 1 and "is not AudioSR's layout" in r.output and not (tmp_path / "full").exists()
