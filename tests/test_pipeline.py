@@ -24,19 +24,13 @@ def run(cmd: list[str], cwd: Path, env: dict) -> str:
     return out.stdout + out.stderr
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> tuple[Path, dict]:
-    """A copy of the repository's tracked files with tiny params, after one `dvc repro`."""
-    dest = tmp_path_factory.mktemp("repo")
+def repro_copy(dest: Path, params: dict) -> tuple[Path, dict]:
+    """A copy of the repository's tracked files in `dest` with `params`, after one `dvc repro`."""
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     for f in files:
         if (ROOT / f).is_file():
             (dest / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, dest / f)
-    params = tiny_params()
-    params["data"]["synthetic"].update(tracks=6, seconds=3.0)
-    params["split"]["valid_tracks"] = 1
-    params["audio"]["segment_seconds"] = 1.28
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {
         **os.environ,
@@ -54,6 +48,20 @@ def repo(tmp_path_factory) -> tuple[Path, dict]:
     run(["git", "commit", "-qm", "copy"], dest, env)
     run(["dvc", "repro"], dest, env)
     return dest, env
+
+
+def small_data(params: dict) -> dict:
+    """tiny_params with fewer, shorter songs: the pipeline tests' data."""
+    params["data"]["synthetic"].update(tracks=6, seconds=3.0)
+    params["split"]["valid_tracks"] = 1
+    params["audio"]["segment_seconds"] = 1.28
+    return params
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> tuple[Path, dict]:
+    """A copy of the repository's tracked files with tiny params, after one `dvc repro`."""
+    return repro_copy(tmp_path_factory.mktemp("repo"), small_data(tiny_params()))
 
 
 @pytest.mark.slow
