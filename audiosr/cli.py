@@ -300,12 +300,14 @@ def upsample(
         float | None,
         typer.Option(
             help="Classifier-free guidance scale of the teacher (1: none); the student's is built in. "
-            f"Default: the model's ({DEFAULT_GUIDANCE:g} for the models trained here; 3.5 for an imported AudioSR)."
+            f"Default: the model's ({DEFAULT_GUIDANCE:g} for the models trained here, 3.5 for an imported AudioSR)."
         ),
     ] = None,
     sampler: Annotated[
         str | None,
-        typer.Option(help=f"{' or '.join(SAMPLERS)}. Default: the model's (dpmpp_2m; ddim for an imported AudioSR)."),
+        typer.Option(
+            help=f"{', '.join(SAMPLERS)}. Default: the model's (dpmpp_2m; ddim_eta1 for an imported AudioSR)."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the diffusion noise.")] = 0,
     device: Annotated[str | None, typer.Option(help="cpu or cuda. Default: cuda when available.")] = None,

@@ -29,9 +29,8 @@ from audiosr.models.vocoder import build_vocoder
 # 20 Hz to 24 kHz, natural log with a 1e-5 floor) and window: 10.24 s, 1024 frames
 MEL = {"sample_rate": SAMPLE_RATE, "n_fft": 2048, "hop": 480, "win": 2048, "n_mels": 256, "fmin": 20.0, "fmax": 24000.0}
 SEGMENT_FRAMES = 1024
-# how AudioSR's command line samples: DDIM, 50 steps, guidance 3.5 (its default eta is 1; this pipeline's
-# DDIM is the deterministic eta = 0)
-SAMPLING = {"sampler": "ddim", "steps": 50, "guidance": 3.5}
+# how AudioSR's command line samples: DDIM at eta 1 (its generate_batch's default), 50 steps, guidance 3.5
+SAMPLING = {"sampler": "ddim_eta1", "steps": 50, "guidance": 3.5}
 NULL_LATENT = -11.4981  # AudioSR's unconditional condition (VAEFeatureExtract), in unscaled latent units
 
 UNET = "model.diffusion_model."

@@ -155,13 +155,18 @@ def test_ddim_with_guidance_reproduces_the_reference(tiny, io, eta) -> None:
 
 def test_an_imported_model_restores_audio_with_its_own_sampler(tiny) -> None:
     """The CLI's path on the imported model: a stereo clip at 16 kHz, every channel restored to 48 kHz
-    with AudioSR's sampler (DDIM at guidance 3.5; 50 steps by default, 3 here to keep the test short)."""
-    assert tiny.sampling == {"sampler": "ddim", "steps": 50, "guidance": 3.5}
+    with AudioSR's sampler (DDIM at eta 1 and guidance 3.5; 50 steps by default, 3 here to keep the test
+    short). Its fresh noise of each step is drawn per window, so the batch does not change the result."""
+    assert tiny.sampling == {"sampler": "ddim_eta1", "steps": 50, "guidance": 3.5}
     assert tiny.steps_for(None) == 50
     t = np.arange(8000) / 16000
     x = np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.2 * np.sin(2 * np.pi * 1000 * t)]).astype(np.float32)
     out = tiny.upsample(x, 16000, steps=3, cutoff_hz=7000)
     assert out.wave.shape == (2, 24000) and np.isfinite(out.wave).all()
+    one_by_one = tiny.upsample(x, 16000, steps=3, cutoff_hz=7000, batch=1).wave  # the same, to rounding
+    assert np.abs(out.wave - one_by_one).max() < 1e-5
+    deterministic = tiny.upsample(x, 16000, steps=3, cutoff_hz=7000, sampler="ddim").wave
+    assert np.abs(out.wave - deterministic).max() > 1e-3
     # below the cutoff the output keeps the input (the band merge ran): the 440 Hz sine's level (random
     # weights: the adaptive merge would take a pure tone the model does not make for hum)
     spectrum = np.abs(np.fft.rfft(out.wave[0])) / (len(out.wave[0]) / 2)
@@ -212,7 +217,7 @@ def test_the_command_line_restores_and_describes_an_imported_model(tiny_folder, 
     shutil.copytree(tiny_folder, folder)
     info = run("info", folder)
     assert info.exit_code == 0, info.output
-    assert "3 ddim steps" not in info.output and "50 ddim steps at guidance 3.5" in info.output
+    assert "50 ddim_eta1 steps at guidance 3.5" in info.output
     src = write(tmp_path / "take.wav", np.stack([music(20_000), music(20_000, seed=1)]), 24_000)
     r = run("upsample", src, "--model", folder, "--steps", 2, "--cutoff", 6000, "-q")
     assert r.exit_code == 0, r.output

@@ -37,7 +37,7 @@ from audiosr.inference.stream import (
     resampled,
     write_stream,
 )
-from audiosr.models.diffusion import SAMPLERS, Schedule, guided, one_step
+from audiosr.models.diffusion import SAMPLERS, STOCHASTIC, Schedule, guided, one_step
 
 TRAINING_PEAK = 0.5
 # The default sampler: the teacher's own single step without guidance, one U-Net pass per window. On the
@@ -167,17 +167,22 @@ class Pipeline:
         mel = log_mel(windows.to(self.device), self.mel)
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
             cond = self.vae.encode(mel)[0].float() * self.scale
-            if isinstance(generator, torch.Generator):
-                noise = torch.randn(cond.shape, generator=generator)
-            else:
-                noise = torch.stack([torch.randn(cond.shape[1:], generator=g) for g in generator])
+
+            def draw() -> torch.Tensor:  # the batch's noise: per window from its own generator where given
+                if isinstance(generator, torch.Generator):
+                    return torch.randn(cond.shape, generator=generator)
+                return torch.stack([torch.randn(cond.shape[1:], generator=g) for g in generator])
+
+            noise = draw()
             if self.uses_student(steps):
                 z = one_step(self.student, noise.to(self.device), cond, self.schedule)
             else:
                 null = torch.full_like(cond[:1], self.null)
                 fn = guided(lambda x, t: self.unet(x, t).float(), cond, null, guidance)
                 timesteps = self.schedule.timesteps(self.steps_for(steps))
-                z = SAMPLERS[sampler](fn, noise.to(self.device), timesteps, self.schedule)
+                # a stochastic sampler's fresh noise of every step, drawn like the initial noise
+                extra = {"noises": [draw() for _ in timesteps]} if sampler in STOCHASTIC else {}
+                z = SAMPLERS[sampler](fn, noise.to(self.device), timesteps, self.schedule, **extra)
             mel = self.vae.decode(z / self.scale).float()
         return self.vocoder(mel).float().cpu()
 

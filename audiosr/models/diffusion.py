@@ -219,4 +219,23 @@ def one_step(unet: Callable, noise: torch.Tensor, cond: torch.Tensor, schedule: 
     return schedule.x0_from_v(noise, t_last, v.float())
 
 
-SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {"ddim": sample_ddim, "dpmpp_2m": sample_dpmpp_2m}
+def sample_ddim_eta1(
+    model_fn: ModelFn,
+    x: torch.Tensor,
+    timesteps: list[int],
+    schedule: Schedule,
+    progress: Progress | None = None,
+    noises: list[torch.Tensor] | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """DDIM at eta = 1, AudioSR's default sampler (its generate_batch): fresh noise every step, `noises[i]`
+    or drawn from `generator` (see sample_ddim)."""
+    return sample_ddim(model_fn, x, timesteps, schedule, progress, eta=1.0, generator=generator, noises=noises)
+
+
+SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
+    "ddim": sample_ddim,
+    "ddim_eta1": sample_ddim_eta1,
+    "dpmpp_2m": sample_dpmpp_2m,
+}
+STOCHASTIC = ("ddim_eta1",)  # the samplers that take a fresh noise per step (`noises`)
