@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from audiosr import docpages
 from audiosr.audio import MelConfig
@@ -30,6 +31,12 @@ from audiosr.profiles import resolve
 from audiosr.train.distributed import Dist, pick_device
 
 N_MELS = {"small": 64, "full": 256}
+# AudioSR's training batch and example length in mel frames (its get_basic_config: the LDM's 16 and the
+# VAE's 4 of 10.24 s; get_vocoder_config_48k: 128 over 8 GPUs of 0.32 s), and the throughput a GPU sustains
+# on these networks, for the projection
+AUDIOSR_BATCH = {"vae": 4, "ldm": 16, "vocoder": 128}
+AUDIOSR_FRAMES = {"vae": 1024, "ldm": 1024, "vocoder": 32}
+SUSTAINED_TFLOPS = 300.0
 
 
 def fake_set(n: int, mel: MelConfig, frames: int = 512) -> SegmentSet:
@@ -74,7 +81,8 @@ def child(model: str, profile: str, steps: int) -> dict:
         block["adv_start"] = 0
     d = Dist(device=pick_device())
     task = make_task(model, profile, block, d)
-    task.step(0)
+    with FlopCounterMode(display=False) as flops:  # the warm-up step, counted: forward and backward
+        task.step(0)
     if d.device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -99,6 +107,8 @@ def child(model: str, profile: str, steps: int) -> dict:
         "samples_per_s": task.samples_per_step / seconds,
         "peak_gb": peak / 2**30,
         "params_m": params / 1e6,
+        "tflop_per_sample": flops.get_total_flops() / task.samples_per_step / 1e12,
+        "frames": block["crop_frames"],
     }
 
 
@@ -128,14 +138,31 @@ def main() -> None:
     lines = [
         f"training step throughput, torch {torch.__version__}, {torch.get_num_threads()} threads",
         "",
-        "| model | profile | device | params (M) | batch | s/step | samples/s | peak memory (GB) |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| model | profile | device | params (M) | batch | s/step | samples/s | peak memory (GB) | TFLOP/sample |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['profile']} | {r['device']} | {r['params_m']:.1f} | {r['batch']} | "
-            f"{r['s_per_step']:.3f} | {r['samples_per_s']:.1f} | {r['peak_gb']:.2f} |"
+            f"{r['s_per_step']:.3f} | {r['samples_per_s']:.1f} | {r['peak_gb']:.2f} | {r['tflop_per_sample']:.3f} |"
         )
+    full = [r for r in rows if r["profile"] == "full"]
+    if full:
+        lines += [
+            "",
+            "A projection, not a measurement: GPU-hours per 100 k training steps of the full profile at AudioSR's "
+            "batch sizes and example lengths, from the FLOPs counted above (one step, forward and backward, "
+            "discriminators included) scaled by frames (the networks are convolutional), at a sustained "
+            f"{SUSTAINED_TFLOPS:g} TFLOP/s (about 30 % of an H100's or H200's dense bf16 peak).",
+            "",
+            "| model | AudioSR's batch | example | TFLOP/step | GPU-hours per 100 k steps |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for r in full:
+            batch, frames = AUDIOSR_BATCH[r["model"]], AUDIOSR_FRAMES[r["model"]]
+            step = r["tflop_per_sample"] * frames / r["frames"] * batch
+            hours = 1e5 * step / SUSTAINED_TFLOPS / 3600
+            lines.append(f"| {r['model']} | {batch} | {frames / 100:g} s | {step:.1f} | {hours:.1f} |")
     print("\n" + "\n".join(lines))
     if args.publish:
         docpages.publish("bench_train", "\n".join(lines))
