@@ -237,3 +237,50 @@ def test_import_on_the_command_line_fails_in_one_line(tmp_path) -> None:
     # the tiny checkpoint is AudioSR's layout at other widths than the published one: named as such
     r = run("import-audiosr", FIXTURES / "tiny_checkpoint.bin", "-o", tmp_path / "full")
     assert r.exit_code == 1 and "is not AudioSR's layout" in r.output and not (tmp_path / "full").exists()
+
+
+def _segments(n_mels: int, n: int = 4, frames: int = 64):
+    """n random segments of `frames` mel frames: enough for a training task to start."""
+    import pandas as pd
+
+    from audiosr.data.store import SegmentSet
+
+    rng = np.random.default_rng(0)
+    mel = MelConfig(n_mels=n_mels)
+    wave = (rng.standard_normal((n, frames * mel.hop)) * 3000).astype(np.int16)
+    mels = rng.normal(-4, 2, (n, n_mels, frames)).astype(np.float16)
+    table = pd.DataFrame({"track": ["t"] * n, "start": 0.0})
+    return mel, SegmentSet(Path("."), wave, mels, table, {"mel": mel.to_dict(), "segments": n})
+
+
+def test_training_starts_from_an_imported_model(tiny_folder) -> None:
+    """vae.init / vocoder.init / ldm.init: each task starts from the folder's part (the fine-tuning path);
+    a part of another architecture is one line naming the key."""
+    import yaml
+
+    from audiosr.config import model_block
+    from audiosr.train.distributed import Dist
+    from audiosr.train.ldm import LDMTask
+    from audiosr.train.vae import VAETask
+    from audiosr.train.vocoder import VocoderTask
+
+    arch = tiny_architecture()
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    mel, data = _segments(16)
+    d = Dist()
+
+    def block(part: str, **extra) -> object:
+        sizes = {k: v for k, v in arch[part].items() if k not in ("design", "schedule", "null_latent", "arch")}
+        return model_block(part, {**params[part], **sizes, "init": str(tiny_folder), **extra}, "full", mel.hop)
+
+    imported = {part: load_file(str(tiny_folder / f"{part}.safetensors")) for part in ("vae", "ldm", "vocoder")}
+    vae = VAETask(block("vae", crop_frames=32, disc_channels=32), mel, data, data, d)
+    assert all(torch.equal(v, imported["vae"][k]) for k, v in vae.vae.state_dict().items())
+    vocoder = VocoderTask(block("vocoder", crop_frames=8), mel, data, data, d)
+    assert all(torch.equal(v, imported["vocoder"][k]) for k, v in vocoder.gen.state_dict().items())
+    config = json.loads((tiny_folder / "config.json").read_text())
+    ldm = LDMTask(block("ldm", crop_frames=32), imported["vae"], config["vae"], data, data, data, data, d)
+    assert all(torch.equal(v, imported["ldm"][k]) for k, v in ldm.unet.state_dict().items())
+    assert ldm.null == pytest.approx(NULL_LATENT * 0.75) and ldm.schedule.kind == "cosine"
+    with pytest.raises(ValueError, match=r"vae.init: .* is another architecture than this profile's"):
+        VAETask(block("vae", crop_frames=32, channels=64), mel, data, data, d)
