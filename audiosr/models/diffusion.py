@@ -145,8 +145,10 @@ def sample_ddim(
         a_next, s_next = _alpha_sigma(schedule, timesteps[i + 1] if i + 1 < len(timesteps) else None)
         # Song et al. 2021, Eq. 12 and 16, in alpha-bar = alpha²: sigma_t² = eta²·(1 - ab')/(1 - ab)·(1 - ab/ab')
         noise_sd = eta * math.sqrt(s_next**2 / s**2 * (1 - a**2 / a_next**2)) if eta and s > 0 else 0.0
-        x = a_next * x0 + math.sqrt(max(s_next**2 - noise_sd**2, 0.0)) * eps
-        if noise_sd:
+        if not noise_sd:
+            x = a_next * x0 + s_next * eps  # Song et al. 2021, Eq. 12 with sigma_t = 0
+        else:
+            x = a_next * x0 + math.sqrt(max(s_next**2 - noise_sd**2, 0.0)) * eps
             z = noises[i] if noises is not None else torch.randn(x.shape, generator=generator)
             x = x + noise_sd * z.to(x.device)
         if progress is not None:
