@@ -34,14 +34,14 @@ import pandas as pd
 import yaml
 
 from audiosr import stats
-from audiosr.degrade import FILTERS
+from audiosr.names import FILTERS, NOISE_TYPES
 from audiosr.params import workers
 
 ABLATIONS: dict[str, str] = {
-    **{f"noise-{kind}": f"noise.type={kind}" for kind in ("none", "tone", "gaussian", "mixed")},
+    **{f"noise-{kind}": f"noise.type={kind}" for kind in NOISE_TYPES},
     **{f"filter-{family}": f"filter.types=[{family}]" for family in FILTERS},
 }
-HEADLINE = ("lsd", "lsd_hf", "lsd_lf", "si_sdr", "visqol")
+REPORTED = ("lsd", "lsd_hf", "lsd_lf", "si_sdr", "visqol")  # the report's metrics: the evaluation's but PESQ (speech)
 SYSTEM = "model_lfr"
 BASELINE = "baseline"
 WORKSPACE = "workspace"
@@ -250,7 +250,7 @@ def compare(runs: dict[str, dict[int, pd.DataFrame]], metric: str, cutoff: float
 
 
 def report(runs: dict[str, dict[int, pd.DataFrame]], out_md: Path, out_png: Path) -> tuple[str, dict]:
-    present = [m for m in HEADLINE if m in runs[BASELINE][0].columns and runs[BASELINE][0][m].notna().any()]
+    present = [m for m in REPORTED if m in runs[BASELINE][0].columns and runs[BASELINE][0][m].notna().any()]
     results = {m: compare(runs, m) for m in present}
     header = ["experiment", "seeds"] + [f"{m} (± seed sd) | Δ {m} [95 % CI]" for m in present]
     lines = [f"| {' | '.join(header)} |", "| --- | ---: |" + " ---: | ---: |" * len(present)]

@@ -22,6 +22,7 @@ from audiosr.inference.model import PARTS, STUDENT, ModelError, describe, resolv
 from audiosr.inference.restore import DEFAULT_GUIDANCE, DEFAULT_STEPS, OUTPUT_RATES, PRECISIONS, FileResult, Pipeline
 from audiosr.inference.spectrogram import Spectrograms
 from audiosr.models.diffusion import SAMPLERS
+from audiosr.names import AUDIO_SUFFIXES
 from audiosr.progress import bar
 
 # plain help (click's): flags shown as flags, not as `--force <bool>`
@@ -113,22 +114,6 @@ def degrade(
 
 # --------------------------------------------------------------------------------------------------
 # upsample / info
-
-AUDIO_SUFFIXES = {
-    ".wav",
-    ".flac",
-    ".ogg",
-    ".oga",
-    ".opus",
-    ".mp3",
-    ".aif",
-    ".aiff",
-    ".aifc",
-    ".au",
-    ".caf",
-    ".w64",
-    ".rf64",
-}
 
 
 @dataclass

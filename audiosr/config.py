@@ -35,12 +35,11 @@ from typing import Any, Literal
 import yaml
 
 from audiosr.audio import SAMPLE_RATE, MelConfig
-from audiosr.degrade import FILTERS, NOISE_TYPES
+from audiosr.names import FILTERS, NOISE_TYPES, PRECISIONS
 from audiosr.profiles import PROFILES, resolve
 
 FilterName = Literal[FILTERS]  # type: ignore[valid-type]
 EVAL_NOISES = ("none", "tone", "gaussian")
-PRECISIONS = ("auto", "fp32", "bf16")
 MEL_KEYS = ("n_mels", "n_fft", "hop", "win", "fmin", "fmax")  # sample_rate and floor are the method's, not params
 # keys that are derived from others and so may not be set; the message says where they come from
 DERIVED = {"vocoder.hop": "mel.hop", "vocoder.istft.hop": "mel.hop", "vocoder.hifigan.hop": "mel.hop"}

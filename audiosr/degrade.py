@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import signal
 
-FILTERS = ("chebyshev", "elliptic", "butterworth", "boxcar")
-NOISE_TYPES = ("none", "tone", "gaussian", "mixed")
+from audiosr.names import FILTERS
 
 if TYPE_CHECKING:
     from audiosr.config import FilterConfig, NoiseConfig
@@ -100,12 +99,9 @@ def apply(x: np.ndarray, sr: int, d: Degradation, rng: np.random.Generator) -> n
     return y + noise(y.shape[-1], sr, d, rng)
 
 
-def draw(rng: np.random.Generator, filter_params: FilterConfig | dict, noise_params: NoiseConfig | dict) -> Degradation:
-    """Draw one degradation from the `filter` and `noise` blocks of params.yaml (typed, or their dicts)."""
-    from audiosr.config import FilterConfig, NoiseConfig, block
-
-    f = block(FilterConfig, filter_params, "filter")
-    n = block(NoiseConfig, noise_params, "noise")
+def draw(rng: np.random.Generator, f: FilterConfig, n: NoiseConfig) -> Degradation:
+    """Draw one degradation from the `filter` and `noise` blocks of params.yaml (typed and checked by
+    audiosr.config)."""
     family = f.types[rng.integers(len(f.types))]
     order = int(rng.integers(f.order[0], f.order[1] + 1))
     cutoff = float(rng.uniform(*f.cutoff_hz))

@@ -81,6 +81,12 @@ def pick_clips(test: SegmentSet, n: int) -> list[int]:
     return sorted({int(i) for i in np.linspace(0, len(test) - 1, min(n, len(test)))})
 
 
+def item_seed(cfg: EvalConfig, condition: int, clip: int) -> int:
+    """The seed of one item's degradation (its noise): condition `condition` of the grid on its `clip`-th
+    clip, a function of those and eval.seed alone."""
+    return cfg.seed * 100_003 + condition * 1009 + clip
+
+
 def degraded_input(
     clean: np.ndarray, cond: Condition, params: EvalConfig | dict, seed: int, order: int | None = None
 ) -> np.ndarray:
@@ -154,7 +160,7 @@ def _condition(job: tuple) -> tuple[list[dict], dict, dict[str, float]]:
     pipe, clean = _WORKER["pipe"], _clean(clip)
     real = isinstance(clip, str)
     order = cfg.real_order if real else cfg.order
-    x = degraded_input(clean, cond, cfg, seed=cfg.seed * 100_003 + k * 1009 + j, order=order)
+    x = degraded_input(clean, cond, cfg, seed=item_seed(cfg, k, j), order=order)
     outs = {"unprocessed": x, **{name: wave for name, (wave, _) in refs.items()}}
     # the teacher at eval.steps (also at 1: its own single step), and the student where there is one
     runs = {"model": (pipe.teacher_only(), cfg.steps)}

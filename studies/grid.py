@@ -10,7 +10,7 @@ import numpy as np
 from audiosr.audio import SAMPLE_RATE
 from audiosr.config import EvalConfig, Params
 from audiosr.data.store import SegmentSet
-from audiosr.evaluate import Condition, degraded_input, grid, pick_clips
+from audiosr.evaluate import Condition, degraded_input, grid, item_seed, pick_clips
 from audiosr.inference.restore import Pipeline
 from audiosr.parallel import pool_map
 from audiosr.plots import close, plt  # pyplot on the headless backend
@@ -30,9 +30,7 @@ def items(cfg: EvalConfig) -> tuple[list[Condition], np.ndarray, np.ndarray]:
     conditions, clips = grid(cfg), pick_clips(test, cfg.clips)
     jobs = [(k, cond, j, c) for k, cond in enumerate(conditions) for j, c in enumerate(clips)]
     clean = np.stack([test.audio(c) for *_, c in jobs])
-    x = np.stack(
-        [degraded_input(test.audio(c), cond, cfg, seed=cfg.seed * 100_003 + k * 1009 + j) for k, cond, j, c in jobs]
-    )
+    x = np.stack([degraded_input(test.audio(c), cond, cfg, seed=item_seed(cfg, k, j)) for k, cond, j, c in jobs])
     return [cond for _, cond, _, _ in jobs], clean, x
 
 

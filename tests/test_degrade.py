@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 from audiosr import degrade as deg
 from audiosr.audio import read, write
 from audiosr.cli import app
+from audiosr.config import FilterConfig, NoiseConfig, block
 
 SR = 48_000
 FILTER_PARAMS = {"types": list(deg.FILTERS), "order": [2, 10], "cutoff_hz": [2000, 16000]}
@@ -17,6 +18,7 @@ NOISE_PARAMS = {
     "tone_hz": [100, 15000],
     "gaussian_amplitude": [0.001, 0.1],
 }
+FILTER, NOISE = block(FilterConfig, FILTER_PARAMS, "filter"), block(NoiseConfig, NOISE_PARAMS, "noise")
 
 
 @pytest.fixture(scope="module")
@@ -67,13 +69,13 @@ def test_bad_filter_values() -> None:
     with pytest.raises(ValueError, match="Nyquist"):
         deg.lowpass(x, SR, "butterworth", 4, 30000)
     with pytest.raises(ValueError, match="noise.type"):
-        deg.draw(np.random.default_rng(0), FILTER_PARAMS, {**NOISE_PARAMS, "type": "pink"})
+        block(NoiseConfig, {**NOISE_PARAMS, "type": "pink"}, "noise")
     with pytest.raises(ValueError, match="filter.types"):
-        deg.draw(np.random.default_rng(0), {**FILTER_PARAMS, "types": ["cheby"]}, NOISE_PARAMS)
+        block(FilterConfig, {**FILTER_PARAMS, "types": ["cheby"]}, "filter")
 
 
 def test_draws_fall_in_their_ranges() -> None:
-    draws = [deg.draw(deg.segment_rng(0, "train", i), FILTER_PARAMS, NOISE_PARAMS) for i in range(600)]
+    draws = [deg.draw(deg.segment_rng(0, "train", i), FILTER, NOISE) for i in range(600)]
     assert {d.filter for d in draws} == set(deg.FILTERS)
     assert {d.noise for d in draws} == {"none", "tone", "gaussian"}
     assert {d.order for d in draws} == set(range(2, 11))
@@ -98,9 +100,9 @@ def test_applied_noise_has_the_drawn_amplitude() -> None:
 
 
 def test_draw_depends_only_on_seed_split_index() -> None:
-    a = deg.draw(deg.segment_rng(3, "train", 17), FILTER_PARAMS, NOISE_PARAMS)
-    b = deg.draw(deg.segment_rng(3, "train", 17), FILTER_PARAMS, NOISE_PARAMS)
-    c = deg.draw(deg.segment_rng(3, "valid", 17), FILTER_PARAMS, NOISE_PARAMS)
+    a = deg.draw(deg.segment_rng(3, "train", 17), FILTER, NOISE)
+    b = deg.draw(deg.segment_rng(3, "train", 17), FILTER, NOISE)
+    c = deg.draw(deg.segment_rng(3, "valid", 17), FILTER, NOISE)
     assert a == b and a != c
 
 

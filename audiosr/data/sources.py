@@ -30,8 +30,8 @@ import soundfile as sf
 
 from audiosr.audio import AudioError, read
 from audiosr.config import SOURCES, RenderConfig, block
+from audiosr.names import AUDIO_SUFFIXES
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 COLUMNS = ["track", "subset", "duration", "sample_rate", "channels", "path", "size", "mtime", "status"]
 
 

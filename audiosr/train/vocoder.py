@@ -109,7 +109,9 @@ class VocoderTask:
 
     def _valid_pairs(self, n: int = 8):
         for i in range(min(n, len(self.valid))):
-            mel = torch.from_numpy(np.asarray(self.valid.mel[i, :, : EXAMPLE_SECONDS * 100], dtype=np.float32))
+            mel = torch.from_numpy(
+                np.asarray(self.valid.mel[i, :, : EXAMPLE_SECONDS * SAMPLE_RATE // self.mel.hop], dtype=np.float32)
+            )
             wave = torch.from_numpy(self.valid.audio(i)[: mel.shape[-1] * self.mel.hop])
             yield mel[None].to(self.d.device), wave[None].to(self.d.device)
 
