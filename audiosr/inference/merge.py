@@ -105,32 +105,49 @@ class Crossfade:
         return np.concatenate([head, body], axis=1).astype(np.float32)
 
 
+def box_mean(a: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
+    """The mean of `a` over the ±radius neighbours along `dim` that exist (avg_pool's count_include_pad=False),
+    at a cost that does not grow with the radius: running sums within blocks of 2 * radius + 1, so each
+    window is one block's suffix plus the next one's prefix. Every sum has at most 2 * radius + 1 terms and no
+    running total is subtracted from another, so a quiet stretch after a loud one (or digital silence, exactly
+    0) keeps its own level, as a sum over the window does."""
+    if radius == 0:
+        return a
+    a = a.movedim(dim, -1)
+    n, w = a.shape[-1], 2 * radius + 1
+    m = -(-(n + 2 * radius) // w)
+    blocks = torch.nn.functional.pad(a, (radius, m * w - n - radius)).reshape(*a.shape[:-1], m, w)
+    prefix = blocks.cumsum(-1).flatten(-2)
+    suffix = blocks.flip(-1).cumsum(-1).flip(-1).flatten(-2)
+    # the window of output j covers padded samples [j, j + w - 1]: a whole block where j starts one
+    starts = torch.arange(n) % w == 0
+    total = suffix[..., :n] + torch.where(starts, 0.0, prefix[..., w - 1 : w - 1 + n])
+    j = torch.arange(n)
+    count = torch.clamp(j + radius, max=n - 1) - torch.clamp(j - radius, min=0) + 1
+    return (total / count.to(total.dtype)).movedim(-1, dim)
+
+
+def power(s: torch.Tensor) -> torch.Tensor:
+    """A complex STFT -> its power |s|², as re² + im² (no square root and square again)."""
+    return s.real.square() + s.imag.square()
+
+
 def agreement(sx: torch.Tensor, sy: torch.Tensor, below: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
     """STFTs (C, bins, frames) of the input and the generated signal, (C, bins, 1) True under each
     channel's band cutoff and (C, 1, 1) its noise floor (power of a bin) -> (C, bins, frames) bool, the
     input's bins to keep: under the cutoff unless its local power is more than AGREE_DB[1] above the
     generated one's; above it where it lies within AGREE_DB of it and FLOOR_MARGIN_DB above the floor
-    (see AGREE_DB)."""
-    power = torch.stack([sx.abs() ** 2, sy.abs() ** 2], 1)  # (C, 2, bins, frames)
-
-    def mean(a: torch.Tensor, bins: int, frames: int) -> torch.Tensor:
-        """The mean over ±bins × ±frames neighbours that exist, as two 1-D passes (a box is separable:
-        about 10x faster than one 2-D pass)."""
-        pool = torch.nn.functional.avg_pool2d
-        a = pool(a, (1, 2 * frames + 1), 1, (0, frames), count_include_pad=False)
-        return pool(a, (2 * bins + 1, 1), 1, (bins, 0), count_include_pad=False) if bins else a
-
-    def ratio_db(local: torch.Tensor) -> torch.Tensor:
-        return 10 * torch.log10((local[:, 0] + 1e-20) / (local[:, 1] + 1e-20))  # 1e-20: bins empty in both agree
-
+    (see AGREE_DB). The levels are compared as power ratios against the thresholds' (no logarithms)."""
+    lo, hi = (10 ** (db / 10) for db in AGREE_DB)
+    over_time = [box_mean(power(s), SMOOTH_FRAMES, -1) for s in (sx, sy)]
     # across the band, the average over neighbouring bins; above the cutoff each bin must agree on its
-    # own too, so that a brick-wall edge is not blurred into the kept band
-    over_time = mean(power, 0, SMOOTH_FRAMES)
-    wide, own = ratio_db(mean(over_time, SMOOTH_BINS, 0)), ratio_db(over_time)
-    agree = (wide >= AGREE_DB[0]) & (own >= AGREE_DB[0]) & (own <= AGREE_DB[1])
+    # own too, so that a brick-wall edge is not blurred into the kept band. 1e-20: bins empty in both agree.
+    wx, wy = (box_mean(p, SMOOTH_BINS, -2) + 1e-20 for p in over_time)
+    ox, oy = (p + 1e-20 for p in over_time)
+    agree = (wx >= lo * wy) & (ox >= lo * oy) & (ox <= hi * oy)
     # not the input's noise alone, unless that is a clean file's and the generated one has even less
-    agree &= (over_time[:, 0] >= floor * 10 ** (FLOOR_MARGIN_DB / 10)) | ((floor <= QUIET_FLOOR) & (own >= 0))
-    return (wide <= AGREE_DB[1]) & (agree | below)
+    agree &= (over_time[0] >= floor * 10 ** (FLOOR_MARGIN_DB / 10)) | ((floor <= QUIET_FLOOR) & (ox >= oy))
+    return (wx <= hi * wy) & (agree | below)
 
 
 def seam_gain(sx: torch.Tensor, sy: torch.Tensor, bins: Sequence[int]) -> torch.Tensor:
@@ -142,8 +159,8 @@ def seam_gain(sx: torch.Tensor, sy: torch.Tensor, bins: Sequence[int]) -> torch.
         lo, hi = (int(b * 2**-octaves) for octaves in SEAM_OCTAVES)
         if not 0 < lo < hi:
             continue
-        power = torch.stack([sx[c, lo:hi].abs().pow(2), sy[c, lo:hi].abs().pow(2)])  # (2, bins, frames)
-        local = torch.nn.functional.avg_pool1d(power, 2 * SEAM_FRAMES + 1, 1, SEAM_FRAMES, count_include_pad=False)
+        both = torch.stack([power(sx[c, lo:hi]), power(sy[c, lo:hi])])  # (2, bins, frames)
+        local = torch.nn.functional.avg_pool1d(both, 2 * SEAM_FRAMES + 1, 1, SEAM_FRAMES, count_include_pad=False)
         excess_db = 10 * torch.log10((local[1] + 1e-20) / (local[0] + 1e-20)).median(dim=0).values
         lower = torch.clamp(excess_db - SEAM_TOLERANCE_DB, min=0.0)
         lift = torch.clamp(-excess_db - SEAM_TOLERANCE_DB, min=0.0, max=SEAM_LIFT_DB)
@@ -188,7 +205,7 @@ def merge_bands(
         # Parseval for an rfft: the frame's windowed energy is (|X_0|² + 2·Σ|X_k|² + |X_N/2|²) / N
         weight = torch.full((sx.shape[1], 1), 2.0, dtype=xt.dtype)
         weight[0] = weight[-1] = 1.0
-        energy = (sx.abs() ** 2 * weight).sum(1) / n_fft
+        energy = (power(sx) * weight).sum(1) / n_fft
         rms = torch.sqrt(energy / window.pow(2).sum())
         sy = sy * (rms >= silence)[:, None, :]
     sy = torch.where(below, sy, sy * seam_gain(sx, sy, bins))
@@ -220,9 +237,10 @@ def replace_low_band(
 class BandMerger:
     """merge_bands over a stream (the adaptive merge with `floors`): (input, generated) pushed in pieces,
     merged blocks out, the same samples as merging the whole signals at once (each block is computed
-    with LFR_FFT samples of context on either side, starting on the STFT's hop grid, so it sees exactly
+    with `context()` samples of context on either side, starting on the STFT's hop grid, so it sees exactly
     the frames the whole signal's STFT has there, and the frames its local averages see). The gate is
-    SILENCE."""
+    SILENCE. A block holds at least BLOCK samples (the last one: what is left), at most what was pushed
+    since the last one plus BLOCK, so memory stays bounded by the pieces pushed."""
 
     def __init__(self, bins: list[int], n: int, floors: list[float] | None = None):
         self.bins, self.n, self.floors, self.margin = bins, n, floors, context()
@@ -231,9 +249,13 @@ class BandMerger:
         self.done = 0  # samples emitted
 
     def push(self, x: np.ndarray, y: np.ndarray) -> Iterator[np.ndarray]:
+        """Once at least BLOCK samples have their context, all of them that do come out as one block (whole
+        hops of the STFT): each merge then pays for its context once per pushed piece, not once per BLOCK."""
         self.x, self.y = np.concatenate([self.x, x], 1), np.concatenate([self.y, y], 1)
-        while self.done + BLOCK + self.margin <= self.start + self.x.shape[1]:
-            yield self._emit(self.done + BLOCK)
+        ready = self.start + self.x.shape[1] - self.margin - self.done
+        if ready >= BLOCK:
+            hop = LFR_FFT // 4
+            yield self._emit(self.done + ready // hop * hop)
 
     def finish(self) -> np.ndarray:
         return self._emit(self.n)

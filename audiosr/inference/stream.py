@@ -43,7 +43,7 @@ def _predictor(context: np.ndarray, order: int) -> np.ndarray | None:
     """The linear predictor of a signal (autocorrelation method on a Hann-windowed context, Levinson-Durbin
     recursion: a minimum-phase, so stable, all-pole filter) -> a (order + 1,) with a[0] = 1; None for silence."""
     w = context * np.hanning(len(context))
-    r = np.correlate(w, w, "full")[len(w) - 1 : len(w) + order].copy()
+    r = np.array([w[: len(w) - k] @ w[k:] for k in range(order + 1)])  # the lags it needs, not all 2 len - 1
     if r[0] <= 0:
         return None
     # white noise at -30 dB keeps the recursion well conditioned: on a pure tone, and on a decoded lossy file,
