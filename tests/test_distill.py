@@ -2,6 +2,7 @@
 weights as an uninterrupted run, is packaged with the teacher, and is what `audiosr upsample` runs
 by default (one U-Net pass per window, deterministic for a seed)."""
 
+import dataclasses
 import json
 import shutil
 
@@ -40,8 +41,8 @@ def test_student_starts_as_the_one_step_teacher_and_learns_the_teacher(project) 
     # untrained, the student is the teacher sampled in one step
     assert first["val/x0_mse"] == pytest.approx(first["val/one_step_mse"], rel=1e-5)
     assert first["val/one_step_mse"] > 0  # the teacher's 2-step sample is not its 1-step one
-    settings = loop.Settings(steps=40, batch=4, lr=1e-3, warmup=0, validate_every=40)
-    loop.run(task, settings, wd / "unused", {"test": 1}, Dist())
+    short = dataclasses.replace(cfg, steps=40, batch=4, lr=1e-3, warmup=0, validate_every=40)
+    loop.run(task, short, wd / "unused", {"test": 1}, Dist())
     # trained on the teacher's samples of the training crops, it is closer to the teacher on held-out crops
     assert task.validate()["val/x0_mse"] < 0.8 * first["val/x0_mse"]
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from audiosr.config import Params
+from audiosr.config import LoopConfig, Params
 from audiosr.data.store import SegmentSet
 from audiosr.train import loop
 from audiosr.train.checkpoint import load_checkpoint, load_model, save_checkpoint, save_model
@@ -52,7 +52,12 @@ class Toy:
         pass
 
 
-SETTINGS = loop.Settings(steps=9, batch=4, lr=0.1, warmup=2, validate_every=3)
+def loop_config(**values) -> LoopConfig:
+    base = dict(steps=9, batch=4, lr=0.1, warmup=2, betas=(0.9, 0.999), weight_decay=0.0, grad_clip=1.0)
+    return LoopConfig(**{**base, "validate_every": 3, "seed": 0, **values})
+
+
+SETTINGS = loop_config()
 
 
 def test_checkpoint_round_trip(tmp_path) -> None:
@@ -93,8 +98,8 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, monkeyp
 
 
 def test_learning_rate_warms_up_then_decays() -> None:
-    s = loop.Settings(steps=100, batch=1, lr=1.0, warmup=10)
-    lrs = [s.lr_at(i) for i in range(100)]
+    cfg = loop_config(steps=100, batch=1, lr=1.0, warmup=10)
+    lrs = [loop.lr_at(cfg, i) for i in range(100)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False)) and lrs[-1] >= 0.1
 

@@ -30,7 +30,7 @@ from audiosr.models.load import load_unet, load_vae
 from audiosr.progress import bar
 from audiosr.train.distributed import Dist
 from audiosr.train.ldm import check_vae_matches, encode_all, log_latent_mels
-from audiosr.train.loop import batch_rng, clip_and_step, rank_slice
+from audiosr.train.loop import batch_rng, clip_and_step, optimizers, rank_slice
 
 VERSION = 1
 STUDENT_STEPS = 1  # the student's sampling steps
@@ -109,11 +109,7 @@ class DistillTask:
         self.student = copy.deepcopy(teacher).train().requires_grad_(True)
         self.net = d.wrap(self.student)
         self.modules = {"student": self.student}
-        self.optimizers = {
-            "student": torch.optim.AdamW(
-                self.student.parameters(), cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
-            )
-        }
+        self.optimizers = optimizers(self.modules, cfg)
         self.samples_per_step = cfg.batch
 
     def _crops(self, z: torch.Tensor, n: int, crop: int, stream: int) -> tuple[torch.Tensor, torch.Tensor]:

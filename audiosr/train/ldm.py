@@ -22,7 +22,7 @@ from audiosr.models.load import load_vae
 from audiosr.models.unet import build_unet
 from audiosr.train.checkpoint import init_from
 from audiosr.train.distributed import Dist
-from audiosr.train.loop import batch_rng, clip_and_step, rank_slice
+from audiosr.train.loop import batch_rng, clip_and_step, optimizers, rank_slice
 
 VERSION = 1
 
@@ -101,9 +101,7 @@ class LDMTask:
         self.ema = copy.deepcopy(self.unet).requires_grad_(False)
         self.net = d.wrap(self.unet)
         self.modules = {"unet": self.unet, "ema": self.ema}
-        self.optimizers = {
-            "unet": torch.optim.AdamW(self.unet.parameters(), cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-        }
+        self.optimizers = optimizers({"unet": self.unet}, cfg)  # the EMA copy is not trained
         self.samples_per_step = cfg.batch
 
     def _loss(self, net, x0: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, noise: torch.Tensor):

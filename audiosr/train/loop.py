@@ -14,7 +14,6 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -36,36 +35,22 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the message names the step and the last good checkpoint."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The loop's schedule. The stages take it from a model's typed params block
-    (`Settings.of(audiosr.config.VAEConfig ...)`), which has every value; the two defaults here serve
-    direct use (tests)."""
+def lr_at(cfg: LoopConfig, step: int) -> float:
+    """The learning rate of `step`: linear warm-up over cfg.warmup steps, then cosine decay to 10 % of
+    cfg.lr at cfg.steps."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
-    steps: int
-    batch: int
-    lr: float
-    warmup: int
-    validate_every: int = 1
-    seed: int = 0
 
-    @classmethod
-    def of(cls, cfg: LoopConfig) -> Settings:
-        return cls(
-            steps=cfg.steps,
-            batch=cfg.batch,
-            lr=cfg.lr,
-            warmup=cfg.warmup,
-            validate_every=cfg.validate_every,
-            seed=cfg.seed,
-        )
-
-    def lr_at(self, step: int) -> float:
-        """Linear warm-up, then cosine decay to 10 % of the peak."""
-        if step < self.warmup:
-            return self.lr * (step + 1) / self.warmup
-        progress = (step - self.warmup) / max(1, self.steps - self.warmup)
-        return self.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+def optimizers(modules: dict[str, torch.nn.Module], cfg: LoopConfig) -> dict[str, torch.optim.Optimizer]:
+    """One AdamW per trained module (cfg.lr, cfg.betas, cfg.weight_decay); `run` sets the learning rate of
+    every step (`lr_at`)."""
+    return {
+        name: torch.optim.AdamW(m.parameters(), cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        for name, m in modules.items()
+    }
 
 
 def batch_rng(seed: int, step: int) -> np.random.Generator:
@@ -119,14 +104,14 @@ def totals(checkpoint_dir: Path, identity: dict) -> dict[str, float]:
 
 def run(
     task: Task,
-    settings: Settings,
+    cfg: LoopConfig,
     checkpoint_dir: Path,
     identity: dict,
     d: Dist,
     mlflow=None,
     log_csv: Path | None = None,
 ) -> dict[str, float]:
-    """Train `task` for settings.steps steps, resuming from checkpoint_dir when it holds a checkpoint of
+    """Train `task` for cfg.steps steps, resuming from checkpoint_dir when it holds a checkpoint of
     the same run (same `identity`). Returns the final validation metrics.
 
     Each checkpoint also holds the training's totals so far (`totals`): seconds in this loop and samples
@@ -144,14 +129,14 @@ def run(
     t_start = t_last = time.perf_counter()
     steps_timed = 0
     with bar(task.name, disable=None if d.main else True) as progress:
-        bar_task = progress.add_task(task.name, total=settings.steps, completed=start, info="")
-        for step in range(start, settings.steps):
+        bar_task = progress.add_task(task.name, total=cfg.steps, completed=start, info="")
+        for step in range(start, cfg.steps):
             for opt in task.optimizers.values():
                 for group in opt.param_groups:
-                    group["lr"] = settings.lr_at(step) * group.get("lr_scale", 1.0)
+                    group["lr"] = lr_at(cfg, step)
             # the step's randomness is a function of (seed, step), so a resumed run draws what an
             # uninterrupted one would have (tasks slice global-batch draws by rank)
-            torch.manual_seed(settings.seed * 1_000_003 + step)
+            torch.manual_seed(cfg.seed * 1_000_003 + step)
             losses = task.step(step)
             bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
             if bad:
@@ -162,7 +147,7 @@ def run(
                 )
             steps_timed += 1
             done = step + 1
-            if done % LOG_EVERY == 0 or done == settings.steps:
+            if done % LOG_EVERY == 0 or done == cfg.steps:
                 losses = d.mean(losses)
                 now = time.perf_counter()
                 rate = steps_timed * task.samples_per_step / max(now - t_last, 1e-9)
@@ -170,7 +155,7 @@ def run(
                 row = {
                     "step": done,
                     **{k: round(v, 6) for k, v in losses.items()},
-                    "lr": settings.lr_at(step),
+                    "lr": lr_at(cfg, step),
                     "samples_per_s": round(rate, 2),
                 }
                 rows.append(row)
@@ -179,12 +164,12 @@ def run(
                 main_loss = next(iter(losses.values()))
                 progress.update(bar_task, info=f"loss {main_loss:.4f} {rate:.1f} samples/s")
             progress.update(bar_task, completed=done)
-            if done % settings.validate_every == 0 or done == settings.steps:
+            if done % cfg.validate_every == 0 or done == cfg.steps:
                 val = d.mean(task.validate())
                 if mlflow is not None:
                     mlflow.log_metrics(val, step=done)
                     task.log_examples(mlflow, done)
-            if done % CHECKPOINT_EVERY == 0 or done == settings.steps:
+            if done % CHECKPOINT_EVERY == 0 or done == cfg.steps:
                 if d.main:
                     now = {
                         "steps": done,
@@ -195,10 +180,10 @@ def run(
                     save_checkpoint(ckpt, done, task.modules, task.optimizers, run_id, totals=now)
                     _write_rows(rows_path, rows)
                 d.barrier()
-    if start >= settings.steps:  # finished by an earlier invocation (killed before its export): measure it again
+    if start >= cfg.steps:  # finished by an earlier invocation (killed before its export): measure it again
         val = d.mean(task.validate())
         if mlflow is not None:
-            mlflow.log_metrics(val, step=settings.steps)
+            mlflow.log_metrics(val, step=cfg.steps)
     if d.main and log_csv is not None:
         _write_rows(log_csv, rows)
     return val

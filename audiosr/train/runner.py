@@ -24,7 +24,7 @@ from audiosr.params import workers
 from audiosr.tracking import stage_run
 from audiosr.train import distributed
 from audiosr.train.checkpoint import save_model
-from audiosr.train.loop import Settings, Task, run, totals
+from audiosr.train.loop import Task, run, totals
 
 
 def param_count(module: torch.nn.Module) -> int:
@@ -49,7 +49,6 @@ def train_stage(
     if d.device.type == "cpu":  # share the cores ($AUDIOSR_WORKERS) between the processes torchrun started
         torch.set_num_threads(max(1, workers() // d.world))
     try:
-        settings = Settings.of(cfg)
         with stage_run(f"train_{name}", logged) if d.main else contextlib.nullcontext(None) as mlflow:
             task = make_task(d)
             counts = {f"params/{k}": param_count(m) for k, m in task.modules.items()}
@@ -57,9 +56,7 @@ def train_stage(
                 mlflow.log_params({k: str(v) for k, v in counts.items()})
                 mlflow.log_params({"world_size": d.world, "device": str(d.device)})
             checkpoints = root / "checkpoints" / name
-            val = run(
-                task, settings, checkpoints, identity, d, mlflow, log_csv=root / "metrics" / f"train_{name}_log.csv"
-            )
+            val = run(task, cfg, checkpoints, identity, d, mlflow, log_csv=root / "metrics" / f"train_{name}_log.csv")
             summary: dict = {}
             if d.main:
                 state, config = task.export()

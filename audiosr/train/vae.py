@@ -18,7 +18,7 @@ from audiosr.data.store import SegmentSet
 from audiosr.models.vae import PatchDiscriminator, build_vae, d_hinge_loss, g_hinge_loss, kl_loss
 from audiosr.train.checkpoint import init_from
 from audiosr.train.distributed import Dist
-from audiosr.train.loop import batch_rng, clip_and_step, rank_slice
+from audiosr.train.loop import batch_rng, clip_and_step, optimizers, rank_slice
 
 VERSION = 1
 
@@ -38,10 +38,7 @@ class VAETask:
         self.disc = PatchDiscriminator(cfg.disc_channels).to(d.device)
         self.net, self.net_d = d.wrap(self.vae), d.wrap(self.disc)
         self.modules = {"vae": self.vae, "disc": self.disc}
-        self.optimizers = {
-            name: torch.optim.AdamW(m.parameters(), cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-            for name, m in self.modules.items()
-        }
+        self.optimizers = optimizers(self.modules, cfg)
         self.samples_per_step = cfg.batch
         frames = train.mel.shape[-1]
         align = self.vae.factor

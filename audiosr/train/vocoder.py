@@ -24,7 +24,7 @@ from audiosr.models.vocoder import (
 )
 from audiosr.train.checkpoint import init_from
 from audiosr.train.distributed import Dist
-from audiosr.train.loop import batch_rng, clip_and_step, rank_slice
+from audiosr.train.loop import batch_rng, clip_and_step, optimizers, rank_slice
 
 VERSION = 1
 EXAMPLE_SECONDS = 3
@@ -71,10 +71,7 @@ class VocoderTask:
         self.disc = Discriminators(cfg.discriminators, cfg.disc_channels_scale).to(d.device)
         self.net, self.net_d = d.wrap(self.gen), d.wrap(self.disc)
         self.modules = {"generator": self.gen, "disc": self.disc}
-        self.optimizers = {
-            name: torch.optim.AdamW(m.parameters(), cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-            for name, m in self.modules.items()
-        }
+        self.optimizers = optimizers(self.modules, cfg)
         self.samples_per_step = cfg.batch
         self.frames = train.mel.shape[-1]
 
