@@ -28,12 +28,13 @@ from scipy import ndimage
 
 from audiosr.config import RenderConfig
 from audiosr.data import instruments as ins
-from audiosr.data.score import STEMS, Hit, Note, Score, compose, song_params, split_of, write_songs
+from audiosr.data.score import STEM_LEVEL, STEMS, Hit, Note, Score, compose, song_params, split_of, write_songs
 
 SAMPLE_RATE = ins.SAMPLE_RATE
 CEILING = 10 ** (-1 / 20)  # the limiter's ceiling, -1 dBFS
-LEVEL = {"drums": 1.0, "bass": 0.8, "other": 0.6, "vocals": 0.8}  # stem RMS relative to the drums
-WET = {"drums": 0.12, "bass": 0.0, "other": 0.35, "vocals": 0.3}  # reverb send; a dry bass, as usually mixed
+# reverb send per stem, a dry bass as usually mixed; lower than the synthetic songs' (audiosr.data.synthetic):
+# the plate here is denser than their decaying-noise rooms
+REVERB_SEND = {"drums": 0.12, "bass": 0.0, "other": 0.35, "vocals": 0.3}
 
 
 @dataclass(frozen=True)
@@ -248,10 +249,10 @@ def render_track(index: int, cfg: RenderConfig, pools: dict[str, Instruments]) -
     for name in STEMS:
         x = dry[name] / (np.sqrt(np.mean(dry[name] ** 2)) + 1e-9) * 0.1
         x = _channel_strip(name, rng)(x.astype(np.float32), SAMPLE_RATE)
-        wet = WET[name] * rng.uniform(0.5, 1.3)
+        wet = REVERB_SEND[name] * rng.uniform(0.5, 1.3)
         if wet > 0:
             x = x + wet * room(x, SAMPLE_RATE, reset=True)
-        level = LEVEL[name] * 10 ** (rng.uniform(-4, 4) / 20)  # every song balanced differently
+        level = STEM_LEVEL[name] * 10 ** (rng.uniform(-4, 4) / 20)  # every song balanced differently
         stems[name] = x.astype(np.float64) * level / (np.sqrt(np.mean(x**2)) + 1e-9)
     mix = sum(stems.values())
     loudness = 10 ** (rng.uniform(-24, -13) / 20)  # mixture RMS, dBFS: a spread of masters

@@ -19,6 +19,8 @@ import numpy as np
 import soundfile as sf
 
 STEMS = ("drums", "bass", "other", "vocals")  # MUSDB18's
+# a stem's RMS relative to the drums', in the songs of both renderers (synthetic and rendered)
+STEM_LEVEL = {"drums": 1.0, "bass": 0.8, "other": 0.6, "vocals": 0.8}
 FILES = ("mixture", *STEMS)
 
 SCALES: dict[str, tuple[int, ...]] = {

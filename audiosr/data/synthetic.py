@@ -28,7 +28,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import signal
 
-from audiosr.data.score import FILES, STEMS, Score, compose, song_params, write_songs
+from audiosr.data.score import FILES, STEM_LEVEL, STEMS, Score, compose, song_params, write_songs
 
 __all__ = ["FILES", "STEMS", "SAMPLE_RATE", "generate", "generate_track", "song_params"]
 
@@ -444,8 +444,7 @@ _PARTS: dict[str, Callable[[_Song, np.random.Generator], np.ndarray]] = {
     "other": _other,
     "vocals": _vocals,
 }
-WET = {"drums": 0.15, "bass": 0.0, "other": 0.4, "vocals": 0.35}  # reverb send; a dry bass, as usually mixed
-LEVEL = {"drums": 1.0, "bass": 0.8, "other": 0.6, "vocals": 0.8}  # RMS of the stems relative to the drums
+REVERB_SEND = {"drums": 0.15, "bass": 0.0, "other": 0.4, "vocals": 0.35}  # per stem; a dry bass, as usually mixed
 
 
 def generate_track(index: int, seconds: float, seed: int, sample_rate: int = SAMPLE_RATE) -> dict[str, np.ndarray]:
@@ -468,11 +467,11 @@ def generate_track(index: int, seconds: float, seed: int, sample_rate: int = SAM
         # one random stream per stem: changing one part's code leaves the others' audio as it was
         dry = _PARTS[name](song, np.random.default_rng([seed, index, 1, part]))
         dry /= np.sqrt(np.mean(dry**2)) + 1e-9
-        wet = WET[name] * mix_rng.uniform(0.3, 1.2)
+        wet = REVERB_SEND[name] * mix_rng.uniform(0.3, 1.2)
         if wet > 0:
             send = sfft.rfft(dry.mean(axis=0).astype(np.float32), size)
             dry += wet * sfft.irfft(send * room, size, axis=1)[:, :n]
-        level = LEVEL[name] * 10 ** (mix_rng.uniform(-4, 4) / 20)  # +-4 dB: every song balanced differently
+        level = STEM_LEVEL[name] * 10 ** (mix_rng.uniform(-4, 4) / 20)  # +-4 dB: every song balanced differently
         stems[name] = dry * (level / (np.sqrt(np.mean(dry**2)) + 1e-9))
     mixture = sum(stems.values())
     gain = p.peak / max(np.abs(mixture).max(), 1e-9)
