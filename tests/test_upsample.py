@@ -253,6 +253,24 @@ def test_bf16_is_close_to_fp32(model_dir, pipe) -> None:
         Pipeline.load(model_dir, precision="fp8")
 
 
+def test_the_inference_layout_keeps_the_weights_and_the_output(model_dir) -> None:
+    """Restoring keeps the 2-D networks channels-last (`channels_last`): the same state dict, names and values,
+    and in fp32 the VAE's output in the default layout, to float rounding."""
+    x = np.stack([music(30_000), music(30_000, seed=2)])
+    plain = Pipeline.load(model_dir)
+    before = {k: v.clone() for k, v in plain.vae.state_dict().items()}
+    with torch.no_grad():
+        mel = torch.randn(2, 16, 64)
+        ref = plain.vae.decode(plain.vae.encode(mel)[0])  # the default layout
+        fast = Pipeline.load(model_dir)
+        fast.upsample(x, SAMPLE_RATE, steps=2, cutoff_hz=0)
+        weight = next(p for p in fast.vae.parameters() if p.dim() == 4 and p.shape[1] > 1)
+        assert weight.is_contiguous(memory_format=torch.channels_last)
+        assert list(fast.vae.state_dict()) == list(before)
+        assert all(torch.equal(fast.vae.state_dict()[k], v) for k, v in before.items())
+        torch.testing.assert_close(fast.vae.decode(fast.vae.encode(mel)[0]), ref, atol=1e-5, rtol=1e-5)
+
+
 def test_streamed_cutoff_matches_detect_cutoff() -> None:
     from audiosr.degrade import lowpass
 
