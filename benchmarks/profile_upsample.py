@@ -2,7 +2,7 @@
 stereo 44.1 kHz file (bench_upsample's content), the cumulative time of each part as a share of the whole.
 
     python benchmarks/profile_upsample.py [--model PATH] [--seconds 30] [--precision auto] [--threads 2]
-                                          [--top 25]
+                                          [--top 25] [--clock wall|cpu]
 
 The parts are the functions that own them: the band merge (`merge_bands`), the crossfade, the input's
 analysis (`analyse`), resampling, the mel front end, the VAE encoder and decoder, the U-Net and the
@@ -44,6 +44,12 @@ def main() -> None:
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--top", type=int, default=0, help="also print the top N functions by own time")
+    ap.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu: the process's CPU time (less noisy on a busy machine)",
+    )
     args = ap.parse_args()
 
     import torch
@@ -59,7 +65,7 @@ def main() -> None:
         make_input(src, args.seconds)
         make_input(warm, 1.0)
         pipe.upsample_file(warm, Path(tmp) / "warm_out.wav", copy_full_band=False)
-        profiler = cProfile.Profile()
+        profiler = cProfile.Profile(time.process_time) if args.clock == "cpu" else cProfile.Profile()
         start = time.perf_counter()
         profiler.enable()
         pipe.upsample_file(src, Path(tmp) / "out.wav", copy_full_band=False)
@@ -68,7 +74,7 @@ def main() -> None:
     stats = pstats.Stats(profiler)
     total = max(v[3] for v in stats.stats.values())
     print(f"{args.seconds:g} s stereo, {args.precision} (bf16 {pipe.bf16}), {torch.get_num_threads()} threads: ")
-    print(f"{wall:.2f} s wall, RTF {wall / args.seconds:.4f} (profiled)")
+    print(f"{wall:.2f} s wall, RTF {wall / args.seconds:.4f} (profiled); shares of {total:.2f} s {args.clock} time:")
     for label, suffix, name in PARTS:
         # the outermost of the functions of that name in that file (a module's forward holds its blocks')
         cums = [v[3] for (file, _, func), v in stats.stats.items() if file.endswith(suffix) and func == name]
