@@ -17,7 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audiosr.models.unet import timestep_embedding
+from audiosr.models.layers import (  # Upsample: its conv named as AudioSR names it
+    LatentUNet,
+    Upsample,
+    timestep_embedding,
+)
 
 
 def _norm(channels: int) -> nn.GroupNorm:
@@ -128,17 +132,6 @@ class Downsample(nn.Module):
         return self.op(x)
 
 
-class Upsample(nn.Module):
-    """(B, C, H, W) -> (B, C, 2H, 2W): nearest-neighbour doubling, then a 3x3 conv."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
-
-
 class Step(nn.ModuleList):
     """One entry of the U-Net's block lists: layers applied in turn, the ResNet blocks with the embedding."""
 
@@ -148,7 +141,7 @@ class Step(nn.ModuleList):
         return x
 
 
-class AudioSRUNet(nn.Module):
+class AudioSRUNet(LatentUNet):
     """x: (B, in_channels, mel, time), t: (B,) timesteps in [0, 1000) -> v: (B, out_channels, mel, time).
 
     Level ``i`` has ``width * multipliers[i]`` channels at 1 / 2**i of the resolution; at the
@@ -216,11 +209,7 @@ class AudioSRUNet(nn.Module):
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[2] % self.factor or x.shape[3] % self.factor:
-            raise ValueError(
-                f"UNet: expected x (B, C, mel, time) with both divisible by {self.factor}, got {tuple(x.shape)}"
-            )
+    def _run(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         emb = self.time_embed(timestep_embedding(t, self.width))
         h = x.transpose(2, 3)  # AudioSR's layout: (B, C, time, mel)
         skips = []

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiosr.models.layers import MelAutoencoder, Upsample  # Upsample: its conv named as AudioSR names it
+
 
 def _norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(32, channels, eps=1e-6)
@@ -67,17 +69,6 @@ class Downsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.pad(x, (0, 1, 0, 1)))
-
-
-class Upsample(nn.Module):
-    """(B, C, H, W) -> (B, C, 2H, 2W): nearest-neighbour doubling, then a 3x3 conv."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 class _Middle(nn.Module):
@@ -159,7 +150,7 @@ class Decoder(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
-class AudioSRVAE(nn.Module):
+class AudioSRVAE(MelAutoencoder):
     """KL autoencoder: mel (B, n_mels, T) <-> latent (B, latent_channels, n_mels / factor, T / factor).
 
     The same interface as `audiosr.models.vae.VAE`. n_mels and T must be divisible by
@@ -190,28 +181,8 @@ class AudioSRVAE(nn.Module):
         self.quant_conv = nn.Conv2d(2 * z_channels, 2 * latent_channels, 1)
         self.post_quant_conv = nn.Conv2d(latent_channels, z_channels, 1)
 
-    def encode(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """mel: (B, n_mels, T) -> (mean, logvar), each (B, latent_channels, n_mels / factor, T / factor)."""
-        if mel.ndim != 3 or mel.shape[1] != self.n_mels or mel.shape[2] % self.factor:
-            raise ValueError(
-                f"VAE.encode: expected mel (B, {self.n_mels}, T) with T divisible by {self.factor}, "
-                f"got {tuple(mel.shape)}"
-            )
-        moments = self.quant_conv(self.encoder(mel.transpose(1, 2).unsqueeze(1))).transpose(2, 3)
-        mean, logvar = moments.chunk(2, dim=1)
-        return mean, logvar.clamp(-30.0, 20.0)
+    def _moments(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.quant_conv(self.encoder(mel.transpose(1, 2).unsqueeze(1))).transpose(2, 3)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z: (B, latent_channels, n_mels / factor, T / factor) -> mel: (B, n_mels, T)."""
-        expected = (self.latent_channels, self.n_mels // self.factor)
-        if z.ndim != 4 or tuple(z.shape[1:3]) != expected:
-            raise ValueError(
-                f"VAE.decode: expected z (B, {expected[0]}, {expected[1]}, T / {self.factor}), got {tuple(z.shape)}"
-            )
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.post_quant_conv(z.transpose(2, 3))).squeeze(1).transpose(1, 2)
-
-    def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """mel: (B, n_mels, T) -> (recon (B, n_mels, T), mean, logvar), decoding a sample of q(z | mel)."""
-        mean, logvar = self.encode(mel)
-        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
-        return self.decode(z), mean, logvar

@@ -8,20 +8,19 @@ input is the noisy latent ⊕ the degraded input's latent (2 × latent channels)
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from audiosr.models.vae import Downsample, ResBlock, SelfAttention, Upsample, group_norm
-
-
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
-    """t: (B,) float -> (B, dim): [cos(t·f_k), sin(t·f_k)], f_k = max_period^(-k / (dim/2)) (Vaswani 2017)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = t.float()[:, None] * freqs[None]
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+from audiosr.models.audiosr_unet import AudioSRUNet
+from audiosr.models.layers import (
+    Downsample,
+    LatentUNet,
+    ResBlock,
+    SelfAttention,
+    Upsample,
+    group_norm,
+    timestep_embedding,
+)
 
 
 class _Block(nn.Module):
@@ -36,7 +35,7 @@ class _Block(nn.Module):
         return self.attn(self.res(x, emb))
 
 
-class UNet(nn.Module):
+class UNet(LatentUNet):
     """x: (B, in_channels, H, W), t: (B,) timesteps in [0, 1000) -> (B, out_channels, H, W).
 
     Level ``i`` has ``width * multipliers[i]`` channels at resolution H / 2**i; H and W must be
@@ -98,11 +97,7 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[2] % self.factor or x.shape[3] % self.factor:
-            raise ValueError(
-                f"UNet: expected x (B, C, H, W) with H and W divisible by {self.factor}, got {tuple(x.shape)}"
-            )
+    def _run(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         emb = self.time_mlp(timestep_embedding(t, self.width))
         h = self.conv_in(x)
         skips = [h]
@@ -126,25 +121,9 @@ class UNet(nn.Module):
 def build_unet(cfg: dict, latent_channels: int) -> nn.Module:
     """The U-Net for `cfg` = profiles.resolve(profile, "ldm", overrides): in = noisy ⊕ condition latent.
     ``design: audiosr`` is AudioSR's network (audiosr.models.audiosr_unet), else this module's."""
+    sizes = {"width": cfg["width"], "num_res_blocks": cfg["num_res_blocks"]}
+    sizes |= {"multipliers": list(cfg["multipliers"]), "attention_levels": list(cfg["attention_levels"])}
     if cfg.get("design") == "audiosr":
-        from audiosr.models.audiosr_unet import AudioSRUNet
-
-        return AudioSRUNet(
-            in_channels=2 * latent_channels,
-            out_channels=latent_channels,
-            width=cfg["width"],
-            multipliers=list(cfg["multipliers"]),
-            attention_levels=list(cfg["attention_levels"]),
-            num_res_blocks=cfg["num_res_blocks"],
-            head_channels=cfg["head_channels"],
-            transformer_depth=cfg["transformer_depth"],
-        )
-    return UNet(
-        in_channels=2 * latent_channels,
-        out_channels=latent_channels,
-        width=cfg["width"],
-        multipliers=list(cfg["multipliers"]),
-        attention_levels=list(cfg["attention_levels"]),
-        num_res_blocks=cfg["num_res_blocks"],
-        heads=cfg["heads"],
-    )
+        heads = {"head_channels": cfg["head_channels"], "transformer_depth": cfg["transformer_depth"]}
+        return AudioSRUNet(2 * latent_channels, latent_channels, **sizes, **heads)
+    return UNet(2 * latent_channels, latent_channels, **sizes, heads=cfg["heads"])

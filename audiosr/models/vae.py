@@ -5,99 +5,18 @@ levels, an optional single-head self-attention in the middle block. A log-mel (B
 as a one-channel image (B, 1, n_mels, T) and compressed by ``factor = 2 ** (len(multipliers) - 1)``
 along both axes into a (B, latent_channels, n_mels / factor, T / factor) Gaussian.
 
-The building blocks (``ResBlock``, ``SelfAttention``, ``Downsample``, ``Upsample``) are shared with
-the diffusion U-Net, whose ResNet blocks add a timestep embedding.
+The building blocks (audiosr.models.layers) are shared with the diffusion U-Net, whose ResNet blocks add
+a timestep embedding.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from audiosr.models.audiosr_vae import AudioSRVAE
-
-
-def group_norm(channels: int) -> nn.GroupNorm:
-    """GroupNorm with up to 32 groups that always divide `channels` (small models have few channels)."""
-    return nn.GroupNorm(math.gcd(32, channels), channels, eps=1e-6)
-
-
-class ResBlock(nn.Module):
-    """x: (B, in, H, W) [, emb: (B, emb_dim)] -> (B, out, H, W).
-
-    norm -> SiLU -> conv -> norm [-> scale/shift from emb] -> SiLU -> dropout -> conv, plus a (1x1
-    where channels change) skip. The residual branch's last conv starts at zero, so every block starts
-    as the identity.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, emb_dim: int | None = None, dropout: float = 0.0):
-        super().__init__()
-        self.norm1 = group_norm(in_channels)
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.emb = nn.Sequential(nn.SiLU(), nn.Linear(emb_dim, 2 * out_channels)) if emb_dim else None
-        self.norm2 = group_norm(out_channels)
-        self.dropout = nn.Dropout(dropout)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
-        nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
-        self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
-
-    def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.norm2(h)
-        if self.emb is not None:
-            # FiLM-style conditioning as in Dhariwal & Nichol 2021 ("AdaGN"): norm(h) * (1 + scale) + shift
-            scale, shift = self.emb(emb)[:, :, None, None].chunk(2, dim=1)
-            h = h * (1 + scale) + shift
-        h = self.conv2(self.dropout(F.silu(h)))
-        return self.skip(x) + h
-
-
-class SelfAttention(nn.Module):
-    """x: (B, C, H, W) -> (B, C, H, W): multi-head self-attention over the H·W positions, residual."""
-
-    def __init__(self, channels: int, heads: int = 1):
-        super().__init__()
-        if channels % heads:
-            raise ValueError(f"SelfAttention: channels ({channels}) must be divisible by heads ({heads})")
-        self.heads = heads
-        self.norm = group_norm(channels)
-        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
-        self.proj = nn.Conv2d(channels, channels, 1)
-        nn.init.zeros_(self.proj.weight)
-        nn.init.zeros_(self.proj.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        # (B, 3C, H, W) -> 3 × (B, heads, H·W, C / heads)
-        qkv = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).transpose(-1, -2)
-        out = F.scaled_dot_product_attention(qkv[:, 0], qkv[:, 1], qkv[:, 2])
-        return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
-
-
-class Downsample(nn.Module):
-    """x: (B, C, H, W) -> (B, C, H / 2, W / 2) by a stride-2 3x3 conv (H, W even)."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
-
-
-class Upsample(nn.Module):
-    """x: (B, C, H, W) -> (B, C, 2H, 2W): nearest-neighbour doubling, then a 3x3 conv."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+from audiosr.models.layers import Downsample, MelAutoencoder, ResBlock, SelfAttention, Upsample, group_norm
 
 
 def _middle(channels: int, attention: bool) -> nn.Sequential:
@@ -108,7 +27,7 @@ def _middle(channels: int, attention: bool) -> nn.Sequential:
     )
 
 
-class VAE(nn.Module):
+class VAE(MelAutoencoder):
     """KL autoencoder: mel (B, n_mels, T) <-> latent (B, latent_channels, n_mels / factor, T / factor).
 
     n_mels and T must be divisible by ``factor = 2 ** (len(multipliers) - 1)``.
@@ -126,10 +45,10 @@ class VAE(nn.Module):
         super().__init__()
         self.n_mels = n_mels
         self.latent_channels = latent_channels
-        self._factor = 2 ** (len(multipliers) - 1)
-        if n_mels % self._factor:
+        self.factor = 2 ** (len(multipliers) - 1)
+        if n_mels % self.factor:
             raise ValueError(
-                f"VAE: n_mels ({n_mels}) must be divisible by the downsampling factor {self._factor} "
+                f"VAE: n_mels ({n_mels}) must be divisible by the downsampling factor {self.factor} "
                 f"(multipliers {multipliers})"
             )
         widths = [channels * m for m in multipliers]
@@ -160,37 +79,11 @@ class VAE(nn.Module):
         decoder += [group_norm(ch), nn.SiLU(), nn.Conv2d(ch, 1, 3, padding=1)]
         self.decoder = nn.Sequential(*decoder)
 
-    @property
-    def factor(self) -> int:
-        """How many mel bins (and frames) one latent position covers, per axis."""
-        return self._factor
+    def _moments(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.encoder(mel.unsqueeze(1))
 
-    def encode(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """mel: (B, n_mels, T) -> (mean, logvar), each (B, latent_channels, n_mels / factor, T / factor)."""
-        if mel.ndim != 3 or mel.shape[1] != self.n_mels or mel.shape[2] % self.factor:
-            raise ValueError(
-                f"VAE.encode: expected mel (B, {self.n_mels}, T) with T divisible by {self.factor}, "
-                f"got {tuple(mel.shape)}"
-            )
-        mean, logvar = self.encoder(mel.unsqueeze(1)).chunk(2, dim=1)
-        # Same clamp as Stable Diffusion's DiagonalGaussianDistribution: keeps exp(logvar) finite.
-        return mean, logvar.clamp(-30.0, 20.0)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z: (B, latent_channels, n_mels / factor, T / factor) -> mel: (B, n_mels, T)."""
-        expected = (self.latent_channels, self.n_mels // self.factor)
-        if z.ndim != 4 or tuple(z.shape[1:3]) != expected:
-            raise ValueError(
-                f"VAE.decode: expected z (B, {expected[0]}, {expected[1]}, T / {self.factor}), got {tuple(z.shape)}"
-            )
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z).squeeze(1)
-
-    def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """mel: (B, n_mels, T) -> (recon (B, n_mels, T), mean, logvar), decoding a sample of q(z | mel)."""
-        mean, logvar = self.encode(mel)
-        # reparameterisation trick, Kingma & Welling 2014, §2.4
-        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
-        return self.decode(z), mean, logvar
 
 
 def kl_loss(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -234,21 +127,8 @@ def g_hinge_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 def build_vae(cfg: dict, n_mels: int) -> nn.Module:
     """The VAE for `cfg` = profiles.resolve(profile, "vae", overrides). ``design: audiosr`` is AudioSR's
     network (audiosr.models.audiosr_vae), else this module's."""
+    sizes = {k: cfg[k] for k in ("channels", "latent_channels", "num_res_blocks")}
+    sizes["multipliers"] = list(cfg["multipliers"])
     if cfg.get("design") == "audiosr":
-        return AudioSRVAE(
-            n_mels=n_mels,
-            channels=cfg["channels"],
-            multipliers=list(cfg["multipliers"]),
-            latent_channels=cfg["latent_channels"],
-            num_res_blocks=cfg["num_res_blocks"],
-            z_channels=cfg["z_channels"],
-            dropout=cfg["dropout"],
-        )
-    return VAE(
-        n_mels=n_mels,
-        channels=cfg["channels"],
-        multipliers=list(cfg["multipliers"]),
-        latent_channels=cfg["latent_channels"],
-        num_res_blocks=cfg["num_res_blocks"],
-        attention=bool(cfg["attention"]),
-    )
+        return AudioSRVAE(n_mels, **sizes, z_channels=cfg["z_channels"], dropout=cfg["dropout"])
+    return VAE(n_mels, **sizes, attention=bool(cfg["attention"]))
