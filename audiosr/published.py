@@ -19,11 +19,12 @@ import torch
 
 from audiosr import profiles
 from audiosr.audio import SAMPLE_RATE, MelConfig
-from audiosr.inference.model import ModelError, write_pipeline
+from audiosr.inference.model import ModelError
 from audiosr.models.diffusion import Schedule
 from audiosr.models.unet import build_unet
 from audiosr.models.vae import build_vae
 from audiosr.models.vocoder import build_vocoder
+from audiosr.packaging import write_pipeline
 
 # AudioSR's mel front end (its get_basic_config: 48 kHz, STFT 2048 / hop 480 / window 2048, 256 bands from
 # 20 Hz to 24 kHz, natural log with a 1e-5 floor) and window: 10.24 s, 1024 frames

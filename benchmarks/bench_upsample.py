@@ -66,10 +66,10 @@ def random_pipeline(profile: str, out: Path) -> Path:
     from safetensors.torch import load_file
 
     from audiosr.audio import MelConfig
-    from audiosr.inference.model import package
     from audiosr.models.unet import build_unet
     from audiosr.models.vae import build_vae
     from audiosr.models.vocoder import build_vocoder
+    from audiosr.packaging import package
     from audiosr.profiles import resolve
     from audiosr.train.checkpoint import save_model
 

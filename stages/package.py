@@ -6,7 +6,7 @@ from pathlib import Path
 from audiosr import results
 from audiosr.config import Params, stage_main
 from audiosr.data.store import SegmentSet
-from audiosr.inference.model import package
+from audiosr.packaging import package
 from audiosr.registry import log_pipeline
 from audiosr.tracking import stage_run
 

@@ -149,7 +149,8 @@ def test_evaluate_bad_inputs(project, tmp_path) -> None:
 
 @pytest.mark.slow
 def test_a_model_part_from_another_mel_setting_is_refused(project, tmp_path) -> None:
-    from audiosr.inference.model import ModelError, package
+    from audiosr.inference.model import ModelError
+    from audiosr.packaging import package
 
     wd, _ = project
     models = tmp_path / "models"

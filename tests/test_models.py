@@ -8,15 +8,10 @@ import torch
 
 from audiosr.models.diffusion import SAMPLERS, Schedule, guided, sample_ddim, sample_dpmpp_2m
 from audiosr.models.unet import build_unet
-from audiosr.models.vae import (
-    VAE,
-    PatchDiscriminator,
-    build_vae,
-    d_hinge_loss,
-    g_hinge_loss,
-    kl_loss,
-)
+from audiosr.models.vae import VAE, build_vae
 from audiosr.profiles import PROFILES
+from audiosr.train.discriminators import PatchDiscriminator
+from audiosr.train.losses import d_hinge_loss, g_hinge_loss, kl_loss
 
 N_MELS = {"small": 64, "full": 256}
 

@@ -18,13 +18,15 @@ from audiosr.audio import SAMPLE_RATE, MelConfig, resample
 from audiosr.cli import app
 from audiosr.degrade import lowpass
 from audiosr.inference.cutoff import analyse
-from audiosr.inference.model import ModelError, log_to_mlflow, package
+from audiosr.inference.model import ModelError
 from audiosr.inference.restore import Pipeline
 from audiosr.inference.stream import BLOCK
 from audiosr.metrics import detect_cutoff
 from audiosr.models.unet import build_unet
 from audiosr.models.vae import build_vae
 from audiosr.models.vocoder import build_vocoder
+from audiosr.packaging import package
+from audiosr.registry import log_pipeline
 from audiosr.train.checkpoint import save_model
 
 SEGMENT_FRAMES = 64  # 0.64 s windows, 0.06 s overlap (a tenth)
@@ -406,7 +408,7 @@ def test_model_from_mlflow_run(tmp_path, model_dir, monkeypatch) -> None:
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = mlflow.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
     with mlflow.start_run(experiment_id=exp):
-        uri = log_to_mlflow(model_dir, mlflow, register="tiny-sr")
+        uri = log_pipeline(model_dir, mlflow, register="tiny-sr")
         mlflow.log_metric("lsd", 1.25)
     src = write(tmp_path / "a.wav", music(30_000), 44_100)
     r = run("upsample", src, "--model", uri, *STEPS)

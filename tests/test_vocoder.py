@@ -8,17 +8,10 @@ import pytest
 import torch
 
 from audiosr.audio import SAMPLE_RATE, MelConfig, log_mel
-from audiosr.models.vocoder import (
-    Discriminators,
-    HiFiGAN,
-    ISTFTVocoder,
-    build_vocoder,
-    discriminator_loss,
-    feature_matching_loss,
-    generator_adversarial_loss,
-    mel_l1_loss,
-)
+from audiosr.models.vocoder import HiFiGAN, ISTFTVocoder, build_vocoder
 from audiosr.profiles import resolve
+from audiosr.train.discriminators import Discriminators
+from audiosr.train.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss, mel_l1_loss
 
 HOP = 480
 N_MELS = {"small": 64, "full": 256}

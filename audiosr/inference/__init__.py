@@ -1,8 +1,8 @@
 """Inference: a trained model as one object, apart from the training code (nothing here imports
 audiosr.train; the networks are rebuilt by audiosr.models.load).
 
-- `model`: the pipeline folder (made by the `package` stage, logged to MLflow), found from a path or an
-  MLflow URI, read, described.
+- `model`: the pipeline folder (written by audiosr.packaging, logged to MLflow by audiosr.registry), found
+  from a path or an MLflow URI, read, described.
 - `restore`: the `Pipeline` class: load a folder, restore windows, upsample arrays and files.
 - `merge`: joining restored windows (correlation-normalised crossfade) and the low-frequency replacement.
 - `stream`: reading, resampling and writing audio block by block; continuing a signal past its ends.
@@ -10,7 +10,7 @@ audiosr.train; the networks are rebuilt by audiosr.models.load).
 - `spectrogram`: input and output spectrograms of a streamed file, for pictures.
 """
 
-from audiosr.inference.model import ModelError, describe, log_to_mlflow, package, resolve_model
+from audiosr.inference.model import ModelError, describe, resolve_model
 from audiosr.inference.restore import FileResult, Pipeline, Result
 
-__all__ = ["FileResult", "ModelError", "Pipeline", "Result", "describe", "log_to_mlflow", "package", "resolve_model"]
+__all__ = ["FileResult", "ModelError", "Pipeline", "Result", "describe", "resolve_model"]

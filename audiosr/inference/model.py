@@ -1,4 +1,5 @@
-"""The model folder: one pipeline, made by the `package` stage, logged to MLflow, found, read, described.
+"""The model folder, read: one pipeline, found from a path or an MLflow URI, read, described. Writing one
+is audiosr.packaging's (the package stage, the AudioSR importer); logging one to MLflow, audiosr.registry's.
 
 A pipeline folder (``models/pipeline/``) holds ``vae.safetensors``, ``ldm.safetensors`` (EMA weights),
 ``vocoder.safetensors``, optionally ``student.safetensors`` (the one-step student of the LDM, made by
@@ -14,18 +15,16 @@ import contextlib
 import json
 import math
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from audiosr.audio import SAMPLE_RATE, MelConfig
-from audiosr.data.store import atomic_dir, write_json
-from audiosr.models.load import load_model, load_unet, load_vae, load_vocoder
+from audiosr.models.load import load_unet, load_vae, load_vocoder
 from audiosr.tracking import repo_root, tracking_uri
 
 VERSION = 1
@@ -61,63 +60,6 @@ def _reason(exc: BaseException) -> str:
 
 # --------------------------------------------------------------------------------------------------
 # The folder: made by the package stage, logged to MLflow, found from a path or URI, described
-
-
-def package(models: Path, out: Path, extra: dict | None = None) -> None:
-    """models/{vae,ldm,vocoder} and, where there is one, models/distill (the student) -> one pipeline
-    folder `out` (written atomically)."""
-    parts = {name: load_model(models / name) for name in PARTS}
-    if (models / STUDENT_DIR / "model.safetensors").is_file():  # distill.steps 0 leaves a folder without one
-        parts[STUDENT] = load_model(models / STUDENT_DIR)
-        if parts[STUDENT][1]["arch"] != parts["ldm"][1]["arch"]:
-            raise ModelError(f"{models / STUDENT_DIR}: the student is not the LDM's architecture; re-run distill")
-    n_mels = {name: cfg["n_mels"] for name, (_, cfg) in parts.items()}
-    if len(set(n_mels.values())) != 1:
-        raise ModelError(f"{models}: the parts were trained with different n_mels {n_mels}; re-run training")
-    profiles = {name: cfg.get("profile") for name, (_, cfg) in parts.items()}
-    if len(set(profiles.values())) != 1:
-        raise ModelError(f"{models}: the parts come from different profiles {profiles}; re-run training")
-    config = {
-        "profile": profiles["vae"],
-        "n_mels": n_mels["vae"],
-        "mel": parts["vae"][1]["mel"],
-        "latent_scale": parts["vae"][1]["scale"],
-        **(extra or {}),
-    }
-    write_pipeline(out, parts, config)
-
-
-def write_pipeline(out: Path, parts: dict[str, tuple[dict, dict]], config: dict) -> None:
-    """{part: (state dict, config)} and the pipeline's own config keys -> the pipeline folder `out`,
-    written atomically (one ``<part>.safetensors`` per part and ``config.json``)."""
-    config = {"version": VERSION, **config, **{name: cfg for name, (_, cfg) in parts.items()}}
-    with atomic_dir(out) as tmp:
-        for name, (state, _) in parts.items():
-            save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / f"{name}.safetensors"))
-        write_json(tmp / "config.json", config)
-
-
-def log_to_mlflow(path: Path, mlflow, register: str | None = None, tags: dict | None = None) -> str:
-    """Log a pipeline folder as the active run's artifact "pipeline"; returns its URI, runs:/<run id>/pipeline.
-
-    `register` also makes it the next version of that registered model (created if new), loadable as
-    models:/<register>/<version>, with `tags` on the version. A `dvc.exp_name` tag also points an alias at
-    it: `baseline` for the workspace's pipeline, the experiment's name otherwise (models:/audiosr@baseline).
-    """
-    mlflow.log_artifacts(str(path), ARTIFACT_PATH)
-    run_id = mlflow.active_run().info.run_id
-    if register:
-        client = mlflow.MlflowClient()
-        if not client.search_registered_models(filter_string=f"name = '{register}'"):
-            client.create_registered_model(register)
-        version = client.create_model_version(
-            register, mlflow.get_artifact_uri(ARTIFACT_PATH), run_id=run_id, tags=tags or {}
-        )
-        exp_name = (tags or {}).get("dvc.exp_name")
-        if exp_name:
-            alias = "baseline" if exp_name == "workspace" else re.sub(r"[^\w-]", "_", exp_name)
-            client.set_registered_model_alias(register, alias, version.version)
-    return f"runs:/{run_id}/{ARTIFACT_PATH}"
 
 
 MODEL_ENV = "AUDIOSR_MODEL"  # the default --model: a folder or a runs:/ or models:/ URI

@@ -1,4 +1,5 @@
-"""The mel VAE: a 2-D convolutional KL autoencoder over (mel × time), plus its PatchGAN discriminator.
+"""The mel VAE: a 2-D convolutional KL autoencoder over (mel × time) (its discriminator and losses are
+training's: audiosr.train.discriminators, audiosr.train.losses).
 
 Stable-Diffusion / AudioLDM style: ResNet blocks (GroupNorm + SiLU), stride-2 convolutions between
 levels, an optional single-head self-attention in the middle block. A log-mel (B, n_mels, T) is seen
@@ -12,7 +13,6 @@ a timestep embedding.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from audiosr.models.audiosr_vae import AudioSRVAE
@@ -84,44 +84,6 @@ class VAE(MelAutoencoder):
 
     def _decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z).squeeze(1)
-
-
-def kl_loss(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, exp(logvar)) || N(0, 1)), averaged over all elements (Kingma & Welling 2014, App. B)."""
-    return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
-
-
-class PatchDiscriminator(nn.Module):
-    """PatchGAN (Isola et al. 2017): mel image (B, 1, n_mels, T) -> logits (B, 1, h, w), one per patch.
-
-    `layers` stride-2 4x4 convs (h, w ≈ n_mels / 2**layers - 2, T / 2**layers - 2); needs at least
-    2**layers * 3 bins and frames per axis. A (B, n_mels, T) mel is accepted too.
-    """
-
-    def __init__(self, channels: int = 64, layers: int = 3):
-        super().__init__()
-        body: list[nn.Module] = [nn.Conv2d(1, channels, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
-        ch = channels
-        for n in range(1, layers + 1):
-            out = channels * min(2**n, 8)
-            stride = 2 if n < layers else 1
-            body += [nn.Conv2d(ch, out, 4, stride=stride, padding=1), group_norm(out), nn.LeakyReLU(0.2)]
-            ch = out
-        body.append(nn.Conv2d(ch, 1, 4, padding=1))
-        self.body = nn.Sequential(*body)
-
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        return self.body(mel.unsqueeze(1) if mel.ndim == 3 else mel)
-
-
-def d_hinge_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """Discriminator hinge loss (Lim & Ye 2017), halved as in taming-transformers."""
-    return 0.5 * (F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean())
-
-
-def g_hinge_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """Generator hinge loss: -E[D(fake)]."""
-    return -fake_logits.mean()
 
 
 def build_vae(cfg: dict, n_mels: int) -> nn.Module:

@@ -15,10 +15,12 @@ from audiosr.audio import MelConfig
 from audiosr.config import VAEConfig
 from audiosr.data.datasets import draw_crops, mel_crops
 from audiosr.data.store import SegmentSet
-from audiosr.models.vae import PatchDiscriminator, build_vae, d_hinge_loss, g_hinge_loss, kl_loss
+from audiosr.models.vae import build_vae
 from audiosr.train.checkpoint import init_from
+from audiosr.train.discriminators import PatchDiscriminator
 from audiosr.train.distributed import Dist
 from audiosr.train.loop import batch_rng, clip_and_step, optimizers, rank_slice
+from audiosr.train.losses import d_hinge_loss, g_hinge_loss, kl_loss
 
 VERSION = 1
 

@@ -14,17 +14,12 @@ from audiosr.audio import SAMPLE_RATE, MelConfig, write
 from audiosr.config import VocoderConfig
 from audiosr.data.datasets import draw_crops, mel_crops, wave_crops
 from audiosr.data.store import SegmentSet
-from audiosr.models.vocoder import (
-    Discriminators,
-    build_vocoder,
-    discriminator_loss,
-    feature_matching_loss,
-    generator_adversarial_loss,
-    mel_l1_loss,
-)
+from audiosr.models.vocoder import build_vocoder
 from audiosr.train.checkpoint import init_from
+from audiosr.train.discriminators import Discriminators
 from audiosr.train.distributed import Dist
 from audiosr.train.loop import batch_rng, clip_and_step, optimizers, rank_slice
+from audiosr.train.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss, mel_l1_loss
 
 VERSION = 1
 EXAMPLE_SECONDS = 3
