@@ -19,10 +19,10 @@ from audiosr import degrade as deg
 from audiosr import plots
 from audiosr.audio import SAMPLE_RATE, AudioError, read, temporary, write
 from audiosr.inference.model import PARTS, STUDENT, ModelError, describe, resolve_model
-from audiosr.inference.restore import DEFAULT_GUIDANCE, DEFAULT_STEPS, OUTPUT_RATES, PRECISIONS, FileResult, Pipeline
+from audiosr.inference.restore import DEFAULT_GUIDANCE, DEFAULT_STEPS, OUTPUT_RATES, FileResult, Pipeline
 from audiosr.inference.spectrogram import Spectrograms
 from audiosr.models.diffusion import SAMPLERS
-from audiosr.names import AUDIO_SUFFIXES
+from audiosr.names import AUDIO_SUFFIXES, PRECISIONS
 from audiosr.progress import bar
 
 # plain help (click's): flags shown as flags, not as `--force <bool>`

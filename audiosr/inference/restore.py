@@ -38,6 +38,7 @@ from audiosr.inference.stream import (
     write_stream,
 )
 from audiosr.models.diffusion import SAMPLERS, STOCHASTIC, Schedule, guided, one_step
+from audiosr.names import PRECISIONS
 
 TRAINING_PEAK = 0.5
 # The default sampler: the teacher's own single step without guidance, one U-Net pass per window. On the
@@ -46,7 +47,6 @@ TRAINING_PEAK = 0.5
 DEFAULT_STEPS = 1
 DEFAULT_GUIDANCE = 1.0
 OUTPUT_RATES = (48_000, 44_100)
-PRECISIONS = ("fp32", "bf16", "auto")
 FULL_BAND_HZ = 16_000.0  # the top of the training cutoffs: a 48 kHz input whose cutoff is above it needs no model
 # Within a window, frames more than LIFT_BELOW_DB under its loudest are lifted to that level (by at most
 # MAX_LIFT_DB) before the model and lowered again after it, so the restored band follows the input's level
