@@ -67,7 +67,7 @@ docs-check: $(STAMP)
 # how many run at once (default: the cores / 2)
 SEEDS ?= 1
 ablations: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m audiosr.ablate --seeds $(SEEDS) \
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m studies.ablations --seeds $(SEEDS) \
 	  $(if $(ONLY),--only $(ONLY)) $(if $(JOBS),--jobs $(JOBS))
 	$(BIN)/python -m audiosr.docpages
 

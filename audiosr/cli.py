@@ -567,4 +567,4 @@ def evaluate_model(
     for name, headline in headlines.items():
         lfr = headline["model_lfr"]
         typer.echo(f"{name} set: model_lfr LSD {lfr['lsd']:.3f}, {lfr['worse_than_input']} items worse than the input")
-    typer.echo(f"{output}: written; compare with the default model: python studies/compare.py metrics {output}")
+    typer.echo(f"{output}: written; compare with the default model: python -m studies.compare metrics {output}")

@@ -1,7 +1,7 @@
 """Two evaluations (or two systems of one) side by side on both test sets, paired item by item.
 
-    python studies/compare.py BEFORE AFTER                     # model_lfr of two runs' metrics/ folders
-    python studies/compare.py RUN RUN --systems model_lfr model_fast_lfr   # two systems of one run
+    python -m studies.compare BEFORE AFTER                     # model_lfr of two runs' metrics/ folders
+    python -m studies.compare RUN RUN --systems model_lfr model_fast_lfr   # two systems of one run
 
 BEFORE and AFTER are folders holding an evaluation's eval_items.csv and eval_real_items.csv (a checkout's
 metrics/, or a copy of it). Per set and cutoff: the mean LSD of each side, their difference with its 95 %

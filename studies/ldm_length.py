@@ -6,7 +6,7 @@ LDM's training minutes (wall time: other work on the machine stretches it), `mod
 no band merge, so the merge's version does not matter) and by cutoff, the student's, and the
 difference to 1x with its 95 % paired bootstrap interval (conditions x clips); writes the curve as a PNG.
 
-    python studies/ldm_length.py [--multiples 0.5 2] [--jobs 1] [--report-only] [--png studies/ldm_length.png]
+    python -m studies.ldm_length [--multiples 0.5 2] [--jobs 1] [--report-only] [--png studies/ldm_length.png]
 
 Run it in a checkout where `dvc repro` has run. `--report-only` waits for experiments still in the
 queue, then reports.
@@ -18,10 +18,10 @@ import argparse
 import json
 
 import numpy as np
-from grid import length_curve
 
-from audiosr import ablate, stats
+from audiosr import experiments, stats
 from audiosr.config import Params
+from studies.grid import length_curve
 
 SYSTEMS = ("model", "model_fast")
 
@@ -38,23 +38,23 @@ def main() -> None:
     ap.add_argument("--png", default="studies/ldm_length.png")
     args = ap.parse_args()
     steps = Params.load().ldm.steps
-    lengths = {ablate.WORKSPACE: steps} | {experiment(m): round(steps * m) for m in args.multiples if m != 1}
-    runs = {name: [f"ldm.steps={n}"] for name, n in lengths.items() if name != ablate.WORKSPACE}
+    lengths = {experiments.WORKSPACE: steps} | {experiment(m): round(steps * m) for m in args.multiples if m != 1}
+    runs = {name: [f"ldm.steps={n}"] for name, n in lengths.items() if name != experiments.WORKSPACE}
     if args.report_only:
-        ablate.wait_for_queue()
+        experiments.wait_for_queue()
     else:
-        ablate.run_experiments(runs, args.jobs)
-    table = ablate.experiments_table()
-    items = ablate.load_items(table)  # those evaluated as the workspace is
+        experiments.run_experiments(runs, args.jobs)
+    table = experiments.experiments_table()
+    items = experiments.load_items(table)  # those evaluated as the workspace is
     missing = [name for name in lengths if name not in items]
     if missing:
         raise SystemExit(f"ldm_length: no comparable experiment {', '.join(missing)}; run without --report-only")
     minutes = {
-        name: json.loads(ablate.read_file(table.loc[name, "rev"], "metrics/stats/train_ldm.json"))["seconds"] / 60
+        name: json.loads(experiments.read_file(table.loc[name, "rev"], "metrics/stats/train_ldm.json"))["seconds"] / 60
         for name in lengths
     }
-    base = {s: stats.item_matrix([items[ablate.WORKSPACE]], s, "lsd") for s in SYSTEMS}
-    cutoffs = sorted(items[ablate.WORKSPACE]["cutoff_hz"].unique())
+    base = {s: stats.item_matrix([items[experiments.WORKSPACE]], s, "lsd") for s in SYSTEMS}
+    cutoffs = sorted(items[experiments.WORKSPACE]["cutoff_hz"].unique())
     head = " | ".join(f"{c / 1000:g} kHz" for c in cutoffs)
     print(f"| LDM steps | training (min) | model LSD | {head} | Δ model [95 % CI] | model_fast LSD | Δ model_fast |")
     print("| ---: | ---: | ---: | " + " | ".join("---:" for _ in cutoffs) + " | ---: | ---: | ---: |")
@@ -66,7 +66,9 @@ def main() -> None:
             conditions, clips = stats.crossed(index)
             row[s] = float(np.nanmean(values))
             diff = (
-                "" if name == ablate.WORKSPACE else str(stats.paired_difference(base[s][0], values, conditions, clips))
+                ""
+                if name == experiments.WORKSPACE
+                else str(stats.paired_difference(base[s][0], values, conditions, clips))
             )
             cells.append((row[s], diff))
         per_cut = items[name][items[name]["system"] == "model"].groupby("cutoff_hz")["lsd"].mean()

@@ -2,7 +2,7 @@
 several ways, scored per condition. Prints, per merge, the mean LSD / LSD-HF / LSD-LF and the number
 of conditions where it loses to `model` (LSD-HF) or to `unprocessed` (LSD-LF).
 
-    python studies/merge.py [--model models/pipeline] [--steps N --guidance G] [--cache FILE]
+    python -m studies.merge [--model models/pipeline] [--steps N --guidance G] [--cache FILE]
 
 The teacher runs once per (condition, clip); its outputs are cached, by default in
 .cache/merge_study_<steps>x<guidance>.npz (delete it after changing the model), so trying a merge costs
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from grid import eval_config, generate, items
 
 from audiosr import metrics
 from audiosr.inference import merge
 from audiosr.inference.cutoff import band_of
 from audiosr.parallel import pool_map
+from studies.grid import eval_config, generate, items
 
 
 def generated(model: str, cache: Path | None, workers: int, steps: int | None, guidance: float | None) -> tuple:

@@ -2,7 +2,7 @@
 factor, on a part of the evaluation grid (all cutoffs and filters, no noise), with the trained model;
 the teacher at each (steps, guidance), then the one-step student where the model has one.
 
-    python studies/sampling.py [--model models/pipeline] [--steps 1 2 5 10 20 40] [--guidance 1 2 3]
+    python -m studies.sampling [--model models/pipeline] [--steps 1 2 5 10 20 40] [--guidance 1 2 3]
                                [--visqol] [--no-student]
 """
 
@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from grid import eval_config, generate, items
 
 from audiosr import metrics
 from audiosr.audio import SAMPLE_RATE
 from audiosr.inference.merge import replace_low_band
 from audiosr.parallel import pool_map
+from studies.grid import eval_config, generate, items
 
 
 def _score(job: tuple) -> tuple[float, ...]:

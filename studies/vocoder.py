@@ -2,7 +2,7 @@
 (the `gt_vocoder` system, without the rest of the evaluation), with LSD-HF above 8 kHz.
 
     dvc exp run train_vocoder -S vocoder.stft_weight=45    # trains only the vocoder (and its data)
-    python studies/vocoder.py [--vocoder models/vocoder] [--clips 8]
+    python -m studies.vocoder [--vocoder models/vocoder] [--clips 8]
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 its steps (the adversarial phase kept at the last `steps - adv_start` steps), each as a DVC experiment
 of train_vocoder alone, scored by `studies/vocoder.py` on the test clips; a table and a PNG.
 
-    python studies/vocoder_length.py [--multiples 1 0.5 2] [--png studies/vocoder_length.png]
+    python -m studies.vocoder_length [--multiples 1 0.5 2] [--png studies/vocoder_length.png]
 
 Run it in a checkout where `dvc repro` has run (it needs data/segments); each experiment leaves its
 vocoder in the workspace, so restore the default one afterwards (`git checkout params.yaml dvc.lock
@@ -16,10 +16,10 @@ import json
 import subprocess
 from pathlib import Path
 
-from grid import length_curve
 from vocoder import score
 
 from audiosr.config import Params
+from studies.grid import length_curve
 
 
 def main() -> None:

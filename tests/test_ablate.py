@@ -6,34 +6,34 @@ import pandas as pd
 import pytest
 import yaml
 
-from audiosr import ablate, stats
+from audiosr import experiments, stats
 from tests.conftest import ROOT
 
 
 def test_seed_params_are_those_of_the_stages_an_override_reruns() -> None:
     # noise.type re-runs degrade (the `seed` of its draws), train_ldm and distill; never the evaluation's
-    assert ablate.seed_params("noise.type=tone", ROOT) == ["distill.seed", "ldm.seed", "seed"]
-    assert ablate.seed_params("filter.types=[boxcar]", ROOT) == ["distill.seed", "ldm.seed", "seed"]
-    assert ablate.seed_params("ldm.lr=0.001", ROOT) == ["distill.seed", "ldm.seed"]
-    assert ablate.seed_params("vocoder.stft_weight=0", ROOT) == ["vocoder.seed"]
-    assert ablate.seed_params("eval.clips=4", ROOT) == []
+    assert experiments.seed_params("noise.type=tone", ROOT) == ["distill.seed", "ldm.seed", "seed"]
+    assert experiments.seed_params("filter.types=[boxcar]", ROOT) == ["distill.seed", "ldm.seed", "seed"]
+    assert experiments.seed_params("ldm.lr=0.001", ROOT) == ["distill.seed", "ldm.seed"]
+    assert experiments.seed_params("vocoder.stft_weight=0", ROOT) == ["vocoder.seed"]
+    assert experiments.seed_params("eval.clips=4", ROOT) == []
 
 
 def test_plan_names_every_seed_and_the_baseline_replicates() -> None:
-    experiments = ablate.plan(["noise-tone"], 3, ROOT)
-    assert list(experiments) == [
+    planned = experiments.plan(["noise-tone"], 3, ROOT)
+    assert list(planned) == [
         "noise-tone",
         "baseline-seed1",
         "noise-tone-seed1",
         "baseline-seed2",
         "noise-tone-seed2",
     ]
-    assert experiments["noise-tone"] == ["noise.type=tone"]  # seed 0: the params as they are
-    assert experiments["baseline-seed2"] == ["distill.seed=2", "ldm.seed=2", "seed=2"]
-    assert experiments["noise-tone-seed1"] == ["noise.type=tone", "distill.seed=1", "ldm.seed=1", "seed=1"]
-    assert ablate.group_name("noise-tone-seed2") == ("noise-tone", 2)
-    assert ablate.group_name("workspace") == ("baseline", 0)
-    assert ablate.group_name("noise-tone") == ("noise-tone", 0)
+    assert planned["noise-tone"] == ["noise.type=tone"]  # seed 0: the params as they are
+    assert planned["baseline-seed2"] == ["distill.seed=2", "ldm.seed=2", "seed=2"]
+    assert planned["noise-tone-seed1"] == ["noise.type=tone", "distill.seed=1", "ldm.seed=1", "seed=1"]
+    assert experiments.group_name("noise-tone-seed2") == ("noise-tone", 2)
+    assert experiments.group_name("workspace") == ("baseline", 0)
+    assert experiments.group_name("noise-tone") == ("noise-tone", 0)
 
 
 def test_paired_interval_finds_a_shift_hidden_in_item_noise() -> None:
@@ -109,13 +109,13 @@ def test_protocol_tells_experiments_evaluated_by_other_code_or_params() -> None:
     """An experiment's own model may differ (that is the ablation); the evaluation code, test data and
     eval params may not, or its items are not comparable with the workspace's."""
     lock = (ROOT / "dvc.lock").read_text()
-    base = ablate.protocol(lock)
-    assert base is not None and ablate.protocol(None) is None
+    base = experiments.protocol(lock)
+    assert base is not None and experiments.protocol(None) is None
 
     def changed(edit) -> str | None:
         data = yaml.safe_load(lock)
         edit(data["stages"]["evaluate"])
-        return ablate.protocol(yaml.safe_dump(data))
+        return experiments.protocol(yaml.safe_dump(data))
 
     def dep(stage: dict, path: str) -> dict:
         return next(d for d in stage["deps"] if d["path"] == path)

@@ -29,7 +29,7 @@ def test_any_model_folder_is_scored_item_for_item_like_the_stage(project, tmp_pa
     # the stage's own model through the command: the same items, the same numbers
     out = audiosr(wd, env, "evaluate", "models/pipeline", "-o", "other")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "rendered set: model_lfr LSD" in out.stdout and "python studies/compare.py metrics other" in out.stdout
+    assert "rendered set: model_lfr LSD" in out.stdout and "python -m studies.compare metrics other" in out.stdout
     for table in ("eval_items.csv", "eval_real_items.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(wd / "metrics" / table), pd.read_csv(wd / "other" / table))
     stage_headline = json.loads((wd / "metrics/eval.json").read_text())["model_lfr"]["lsd"]
@@ -45,7 +45,7 @@ def test_any_model_folder_is_scored_item_for_item_like_the_stage(project, tmp_pa
     unprocessed = ours.system == "unprocessed"  # the same degraded inputs, scored alike
     pd.testing.assert_series_equal(ours.lsd[unprocessed], theirs.lsd[unprocessed])
     compare = subprocess.run(
-        [sys.executable, str(Path(__file__).parents[1] / "studies/compare.py"), "metrics", "metrics_audiosr"],
+        [sys.executable, "-m", "studies.compare", "metrics", "metrics_audiosr"],  # the project's PYTHONPATH
         cwd=wd,
         env=env,
         capture_output=True,

@@ -166,10 +166,10 @@ def test_make_ablations_with_seeds_runs_two_at_once(repo) -> None:
     seed 1), two at a time, every stage run in the workspace's SQLite store, a report with intervals."""
     dest, env = repo
     out = run(
-        [sys.executable, "-m", "audiosr.ablate", "--only", "noise-none", "--seeds", "2", "--jobs", "2"], dest, env
+        [sys.executable, "-m", "studies.ablations", "--only", "noise-none", "--seeds", "2", "--jobs", "2"], dest, env
     )
     names = ["noise-none", "baseline-seed1", "noise-none-seed1"]
-    assert all(f"ablate: {n} success" in out for n in names), out
+    assert all(f"ablations: {n} success" in out for n in names), out
     db = sqlite3.connect(dest / "mlflow.db")
     runs = db.execute(
         "select r.name, r.start_time, r.end_time, r.status, t.value from runs r join tags t on "
@@ -213,7 +213,7 @@ def test_make_ablations_with_seeds_runs_two_at_once(repo) -> None:
     (dest / "NOTES.md").write_text("ablations ran\n")
     run(["git", "add", "NOTES.md"], dest, env)
     run(["git", "commit", "-qm", "notes"], dest, env)
-    run([sys.executable, "-m", "audiosr.ablate", "--report-only"], dest, env)
+    run([sys.executable, "-m", "studies.ablations", "--report-only"], dest, env)
     assert (dest / "metrics/ablations.md").read_text() == md
 
 

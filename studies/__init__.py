@@ -1,0 +1,1 @@
+"""The recipe studies: scripts run as `python -m studies.<name>` from the repository root."""
