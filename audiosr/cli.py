@@ -18,7 +18,7 @@ import typer
 from audiosr import degrade as deg
 from audiosr import plots
 from audiosr.audio import SAMPLE_RATE, AudioError, read, temporary, write
-from audiosr.inference.model import PARTS, STUDENT, ModelError, describe, resolve_model
+from audiosr.inference.model import FORMAT_1, PARTS, STUDENT, ModelError, describe, resolve_model
 from audiosr.inference.restore import DEFAULT_GUIDANCE, DEFAULT_STEPS, OUTPUT_RATES, FileResult, Pipeline
 from audiosr.inference.spectrogram import Spectrograms
 from audiosr.models.diffusion import SAMPLERS
@@ -442,6 +442,7 @@ def info(
         _fail(exc.advice("name another: audiosr info MODEL"))
     cfg = d["config"]
     mel = cfg["mel"]
+    trained = {**FORMAT_1, **cfg}
     lines = [
         ("model", model),
         ("profile", f"{cfg.get('profile')} (format version {cfg['version']})"),
@@ -452,8 +453,8 @@ def info(
         ),
         (
             "segment",
-            f"{cfg.get('segment_frames', 512)} frames "
-            f"({cfg.get('segment_frames', 512) * mel['hop'] / mel['sample_rate']:.2f} s)",
+            f"{trained['segment_frames']} frames ({trained['segment_frames'] * mel['hop'] / SAMPLE_RATE:.2f} s), "
+            f"peak {trained['peak']:g}, trained on cutoffs up to {trained['full_band_hz'] / 1000:g} kHz",
         ),
         ("latent scale", f"{cfg['latent_scale']:.4g}"),
     ]

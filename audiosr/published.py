@@ -288,6 +288,8 @@ def convert(
         "mel": mel.to_dict(),
         "latent_scale": scale,
         "segment_frames": SEGMENT_FRAMES,
+        "peak": 0.5,  # AudioSR normalises its input to a peak of 0.5
+        "full_band_hz": 16_000.0,  # its training cutoffs: 2 to 16 kHz
         "sampling": dict(SAMPLING),
         "imported": {"from": str(path), "unused": {g: n for g, n in sorted(skipped.items())}, "notes": notes},
     }

@@ -24,6 +24,8 @@ def main() -> None:
             OUT,
             extra={
                 "segment_frames": meta["segment_samples"] // meta["mel"]["hop"],
+                "peak": params.audio.peak,
+                "full_band_hz": float(max(params.filter.cutoff_hz)),
                 "training_data": {
                     "source": params.data.source,
                     "segments": meta["segments"],

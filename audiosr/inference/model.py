@@ -28,6 +28,9 @@ from audiosr.models.load import load_unet, load_vae, load_vocoder
 from audiosr.tracking import repo_root, tracking_uri
 
 VERSION = 1
+# what a version-1 folder written before it recorded these meant: 512-frame windows (5.12 s), segments
+# peak-normalised to 0.5, training cutoffs up to 16 kHz
+FORMAT_1 = {"segment_frames": 512, "peak": 0.5, "full_band_hz": 16_000.0}
 PARTS = ("vae", "ldm", "vocoder")
 STUDENT = "student"  # the optional part: its folder under models/ is the distill stage's output
 STUDENT_DIR = "distill"
@@ -191,7 +194,7 @@ def _check_values(config: dict, file: Path, parts: tuple[str, ...]) -> None:
     require(mel.sample_rate == SAMPLE_RATE, "mel.sample_rate", f"is {mel.sample_rate!r}, not {SAMPLE_RATE}")
     factor = config["vae"].get("factor", 1)
     require(whole(factor), "vae.factor", f"is {factor!r}, not a whole number of at least 1")
-    frames = config.get("segment_frames", 512)
+    frames = config.get("segment_frames", FORMAT_1["segment_frames"])
     ok = whole(frames) and frames % factor == 0
     require(ok, "segment_frames", f"is {frames!r}, not a positive multiple of the VAE's factor {factor}")
     for part in ("ldm", STUDENT) if STUDENT in parts else ("ldm",):

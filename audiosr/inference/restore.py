@@ -24,7 +24,7 @@ import torch
 from audiosr.audio import SAMPLE_RATE, MelConfig, log_mel
 from audiosr.inference.cutoff import Band, analyse
 from audiosr.inference.merge import LFR_FFT, SILENCE, BandMerger, Crossfade, cutoff_bin
-from audiosr.inference.model import load_networks
+from audiosr.inference.model import FORMAT_1, load_networks
 from audiosr.inference.spectrogram import Spectrograms
 from audiosr.inference.stream import (
     BLOCK,
@@ -40,14 +40,12 @@ from audiosr.inference.stream import (
 from audiosr.models.diffusion import SAMPLERS, STOCHASTIC, Schedule, guided, one_step
 from audiosr.names import PRECISIONS
 
-TRAINING_PEAK = 0.5
 # The default sampler: the teacher's own single step without guidance, one U-Net pass per window. On the
 # small profile it beats 20 DPM-Solver++ steps at guidance 2 and the one-step student on both test sets
 # (README: the recipe study, Results).
 DEFAULT_STEPS = 1
 DEFAULT_GUIDANCE = 1.0
 OUTPUT_RATES = (48_000, 44_100)
-FULL_BAND_HZ = 16_000.0  # the top of the training cutoffs: a 48 kHz input whose cutoff is above it needs no model
 # Within a window, frames more than LIFT_BELOW_DB under its loudest are lifted to that level (by at most
 # MAX_LIFT_DB) before the model and lowered again after it, so the restored band follows the input's level
 # frame by frame: the model's output has a floor of its own about 50 dB under a window's peak, which stays
@@ -114,7 +112,12 @@ class Pipeline:
         # guidance 3.5), else the teacher's own single step
         self.sampling = {"steps": DEFAULT_STEPS, "guidance": DEFAULT_GUIDANCE, "sampler": "dpmpp_2m"}
         self.sampling.update(config.get("sampling", {}))
-        self.segment_frames = int(config.get("segment_frames", 512))
+        # what the model was trained on (the model folder says; a folder written before it did: FORMAT_1):
+        # its window, the peak its segments were normalised to, the top of its training cutoffs (a 48 kHz
+        # input whose cutoff is above it needs no model)
+        trained = {**FORMAT_1, **config}
+        self.segment_frames = int(trained["segment_frames"])
+        self.peak, self.full_band_hz = float(trained["peak"]), float(trained["full_band_hz"])
 
     @classmethod
     def load(
@@ -254,7 +257,7 @@ class Pipeline:
         """Restore the audio file `src` into `dst` (any format soundfile writes, chosen by its suffix),
         streaming: memory does not grow with the file's length. `dst` is written under a temporary name
         and renamed. A file already at 48 kHz (or more) whose every non-silent channel has a cutoff above
-        FULL_BAND_HZ is written unchanged (resampled to output_rate) when copy_full_band is set.
+        the model's full_band_hz is written unchanged (resampled to output_rate) when copy_full_band is set.
         `spectrogram`, if given, collects the input's and the output's spectrograms at 48 kHz. Clipping is
         counted, not hidden: the output keeps the input's level (no limiter, no normalisation), samples
         beyond full scale are clipped in the file, and the result says how many, and how many of the
@@ -266,7 +269,7 @@ class Pipeline:
         clips = ClipCounter()
         info = analyse(resampled(clips.tee(file_blocks(src)), sr, SAMPLE_RATE, channels), channels)
         heard = [c for c, p in zip(info.cutoff_hz, info.peak, strict=True) if p >= SILENCE]
-        copied = copy_full_band and sr >= SAMPLE_RATE and bool(heard) and min(heard) >= FULL_BAND_HZ
+        copied = copy_full_band and sr >= SAMPLE_RATE and bool(heard) and min(heard) >= self.full_band_hz
         x48 = resampled(file_blocks(src), sr, SAMPLE_RATE, channels)
         if spectrogram is not None:
             spectrogram.start(info.samples)
@@ -384,7 +387,7 @@ class Pipeline:
             for c, w in enumerate(window):
                 peak = float(np.abs(w).max())
                 if peak >= SILENCE:
-                    todo.append((p, c, TRAINING_PEAK / peak * level_lift(w, self.mel.hop), w))
+                    todo.append((p, c, self.peak / peak * level_lift(w, self.mel.hop), w))
         for i in range(0, len(todo), batch):
             chunk = todo[i : i + batch]
             windows = torch.from_numpy(np.stack([w * g for _, _, g, w in chunk]))
