@@ -56,8 +56,7 @@ def test_a_moved_copy_logs_into_itself_and_its_model_loads(project, tmp_path, mo
     # the registered model, by alias, as an MLflow pyfunc model: predict restores a file
     monkeypatch.chdir(moved)
     uri = f"sqlite:///{moved / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    mlflow.set_tracking_uri(uri)  # the registry follows it (a registry URI set here would outlive the test)
     model = mlflow.pyfunc.load_model("models:/audiosr@baseline")
     t = np.arange(22_050) / 22_050
     sf.write(tmp_path / "take.wav", 0.3 * np.sin(2 * np.pi * 440 * t), 22_050)
