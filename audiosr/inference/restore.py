@@ -15,14 +15,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from audiosr.audio import SAMPLE_RATE, MelConfig, log_mel
-from audiosr.inference.cutoff import Band, analyse
+from audiosr.inference.cutoff import Analysis, analyse
 from audiosr.inference.merge import LFR_FFT, SILENCE, BandMerger, Crossfade, cutoff_bin
 from audiosr.inference.model import FORMAT_1, load_networks
 from audiosr.inference.spectrogram import Spectrograms
@@ -55,6 +55,21 @@ LIFT_BELOW_DB = 30.0
 MAX_LIFT_DB = 60.0
 LIFT_HOLD = 5
 PROGRESS = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a file's windows are sampled: the teacher's `steps`, `guidance` and `sampler` (None: the model's
+    own, `Pipeline.sampling`), the `seed` of each window's noise (with its position and channel), how many
+    windows go through the networks at once, and the windows' `overlap` in seconds (None: a tenth of the
+    segment)."""
+
+    steps: int | None = None
+    guidance: float | None = None
+    sampler: str | None = None
+    seed: int = 0
+    batch: int = 4
+    overlap: float | None = None
 
 
 @dataclass
@@ -221,21 +236,9 @@ class Pipeline:
             return (x[:, i : i + BLOCK] for i in range(0, x.shape[1], BLOCK))
 
         info = analyse(resampled(blocks(), sr, SAMPLE_RATE, len(x)), len(x))
-        cutoffs = info.cutoff_hz if cutoff_hz is None else [float(cutoff_hz)] * len(x)
-        out = self._restore(
-            resampled(blocks(), sr, SAMPLE_RATE, len(x)),
-            info.samples,
-            cutoffs,
-            info.band if cutoff_hz is None else None,
-            steps,
-            guidance,
-            seed,
-            sampler,
-            batch,
-            overlap,
-            progress,
-        )
-        out = exact(resampled(out, SAMPLE_RATE, output_rate, len(x)), round(x.shape[1] * output_rate / sr), len(x))
+        sampling = Sampling(steps, guidance, sampler, seed, batch, overlap)
+        y48, cutoffs = self._restore(resampled(blocks(), sr, SAMPLE_RATE, len(x)), info, cutoff_hz, sampling, progress)
+        out = at_rate(y48, output_rate, x.shape[1], sr, len(x))
         return Result(np.concatenate(list(out), axis=1), output_rate, cutoffs)
 
     def upsample_file(
@@ -274,27 +277,15 @@ class Pipeline:
         if spectrogram is not None:
             spectrogram.start(info.samples)
             x48 = spectrogram.tee(x48, "input")
-        cutoffs = info.cutoff_hz if cutoff_hz is None else [float(cutoff_hz)] * channels
         if copied:
             y48: Iterable[np.ndarray] = x48
+            cutoffs = info.cutoff_hz if cutoff_hz is None else [float(cutoff_hz)] * channels
         else:
-            y48 = self._restore(
-                x48,
-                info.samples,
-                cutoffs,
-                info.band if cutoff_hz is None else None,
-                steps,
-                guidance,
-                seed,
-                sampler,
-                batch,
-                overlap,
-                progress,
-            )
+            sampling = Sampling(steps, guidance, sampler, seed, batch, overlap)
+            y48, cutoffs = self._restore(x48, info, cutoff_hz, sampling, progress)
         if spectrogram is not None:
             y48 = spectrogram.tee(y48, "output")
-        out = exact(resampled(y48, SAMPLE_RATE, output_rate, channels), round(frames * output_rate / sr), channels)
-        written = write_stream(dst, out, output_rate, channels)
+        written = write_stream(dst, at_rate(y48, output_rate, frames, sr, channels), output_rate, channels)
         return FileResult(
             Path(src),
             Path(dst),
@@ -312,32 +303,34 @@ class Pipeline:
     def _restore(
         self,
         x48: Iterable[np.ndarray],
-        n: int,
-        cutoffs: list[float],
-        bands: list[Band] | None,
-        steps: int | None,
-        guidance: float | None,
-        seed: int,
-        sampler: str | None,
-        batch: int,
-        overlap: float | None,
+        info: Analysis,
+        cutoff_hz: float | None,
+        sampling: Sampling,
         progress: PROGRESS | None,
-    ) -> Iterator[np.ndarray]:
-        """Blocks (C, k) of n samples at 48 kHz -> restored blocks (C, k') of n samples in all. The input is
-        kept where it agrees with the generated band (the adaptive merge, with each channel's `bands`), or below
-        `cutoffs` (bands None). guidance and sampler None are the model's (`sampling`)."""
-        guidance = float(self.sampling["guidance"]) if guidance is None else guidance
-        sampler = self.sampling["sampler"] if sampler is None else sampler
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler: {sampler!r} is not one of {', '.join(SAMPLERS)}")
-        if batch < 1:
-            raise ValueError(f"batch: must be at least 1, got {batch}")
-        channels = len(cutoffs)
+    ) -> tuple[Iterator[np.ndarray], list[float]]:
+        """The chain both `upsample` and `upsample_file` run: blocks (C, k) at 48 kHz of the signal `info`
+        describes -> (restored blocks (C, k') of as many samples, each channel's cutoff). cutoff_hz None
+        keeps the input where it agrees with the generated band (the adaptive merge, each channel's band);
+        a number keeps it below that frequency."""
+        own = self.sampling
+        s = replace(
+            sampling,
+            guidance=float(own["guidance"]) if sampling.guidance is None else sampling.guidance,
+            sampler=own["sampler"] if sampling.sampler is None else sampling.sampler,
+        )
+        if s.sampler not in SAMPLERS:
+            raise ValueError(f"sampler: {s.sampler!r} is not one of {', '.join(SAMPLERS)}")
+        if s.batch < 1:
+            raise ValueError(f"batch: must be at least 1, got {s.batch}")
+        channels = len(info.cutoff_hz)
+        cutoffs = info.cutoff_hz if cutoff_hz is None else [float(cutoff_hz)] * channels
+        bands = info.band if cutoff_hz is None else None
+        n = info.samples
         seg = self.segment_frames * self.mel.hop
-        ov = round(self.segment_frames / 10) if overlap is None else round(overlap * SAMPLE_RATE / self.mel.hop)
-        ov *= self.mel.hop
+        frames = round(self.segment_frames / 10) if s.overlap is None else round(s.overlap * SAMPLE_RATE / self.mel.hop)
+        ov = frames * self.mel.hop
         if not 0 < ov <= seg // 2:
-            raise ValueError(f"overlap: must lie in (0, {seg / 2 / SAMPLE_RATE:g}] s, got {overlap}")
+            raise ValueError(f"overlap: must lie in (0, {seg / 2 / SAMPLE_RATE:g}] s, got {s.overlap}")
         hop = seg - ov
         count = 1 + max(0, math.ceil((n - seg) / hop))
         joins = Crossfade(ov, [cutoff_bin(c, ov) for c in cutoffs])
@@ -345,20 +338,24 @@ class Pipeline:
             merger = BandMerger([cutoff_bin(c, LFR_FFT) for c in cutoffs], n)
         else:
             merger = BandMerger([cutoff_bin(b.cutoff_hz, LFR_FFT) for b in bands], n, [b.floor for b in bands])
-        source = Cursor(x48, channels)
-        per_batch = max(1, batch // channels)
-        for p0 in range(0, count, per_batch):
-            positions = range(p0, min(count, p0 + per_batch))
-            source.fill(positions[-1] * hop + seg)
-            restored = self._windows(source, n, positions, hop, seg, steps, guidance, seed, sampler, batch)
-            for p in positions:
-                piece = joins.add(restored[p], first=p == 0, last=p == count - 1)
-                a, b = p * hop, min(n, p * hop + piece.shape[1])
-                yield from merger.push(source.get(a, b), piece[:, : b - a])
-                source.drop(b)
-            if progress:
-                progress(positions[-1] + 1, count)
-        yield merger.finish()
+
+        def restored() -> Iterator[np.ndarray]:
+            source = Cursor(x48, channels)
+            per_batch = max(1, s.batch // channels)
+            for p0 in range(0, count, per_batch):
+                positions = range(p0, min(count, p0 + per_batch))
+                source.fill(positions[-1] * hop + seg)
+                windows = self._windows(source, n, positions, hop, seg, s)
+                for p in positions:
+                    piece = joins.add(windows[p], first=p == 0, last=p == count - 1)
+                    a, b = p * hop, min(n, p * hop + piece.shape[1])
+                    yield from merger.push(source.get(a, b), piece[:, : b - a])
+                    source.drop(b)
+                if progress:
+                    progress(positions[-1] + 1, count)
+            yield merger.finish()
+
+        return restored(), cutoffs
 
     def _windows(
         self,
@@ -367,11 +364,7 @@ class Pipeline:
         positions: range,
         hop: int,
         seg: int,
-        steps: int | None,
-        guidance: float,
-        seed: int,
-        sampler: str,
-        batch: int,
+        s: Sampling,
     ) -> dict[int, np.ndarray]:
         """Restore every channel's window at each position: {position: (C, seg)} at the input's level.
         Each window is scaled to the training peak and back, its quiet frames lifted and lowered again
@@ -388,14 +381,19 @@ class Pipeline:
                 peak = float(np.abs(w).max())
                 if peak >= SILENCE:
                     todo.append((p, c, self.peak / peak * level_lift(w, self.mel.hop), w))
-        for i in range(0, len(todo), batch):
-            chunk = todo[i : i + batch]
+        for i in range(0, len(todo), s.batch):
+            chunk = todo[i : i + s.batch]
             windows = torch.from_numpy(np.stack([w * g for _, _, g, w in chunk]))
-            gens = [torch.Generator().manual_seed(_window_seed(seed, p, c)) for p, c, _, _ in chunk]
-            restored = self.restore_windows(windows, steps, guidance, sampler, gens).numpy()
+            gens = [torch.Generator().manual_seed(_window_seed(s.seed, p, c)) for p, c, _, _ in chunk]
+            restored = self.restore_windows(windows, s.steps, s.guidance, s.sampler, gens).numpy()
             for (p, c, g, _), r in zip(chunk, restored, strict=True):
                 out[p][c] = r / g
         return out
+
+
+def at_rate(y48: Iterable[np.ndarray], rate: int, frames: int, sr: int, channels: int) -> Iterator[np.ndarray]:
+    """Blocks at 48 kHz -> blocks at `rate`, exactly the length `frames` samples at `sr` have there."""
+    return exact(resampled(y48, SAMPLE_RATE, rate, channels), round(frames * rate / sr), channels)
 
 
 def channels_last(*nets: torch.nn.Module | None) -> None:
