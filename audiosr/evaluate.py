@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ import pandas as pd
 import torch
 
 from audiosr import degrade as deg
-from audiosr import metrics
+from audiosr import metrics, results
 from audiosr.audio import SAMPLE_RATE, from_int16, log_mel, to_int16
 from audiosr.config import EvalConfig, block
 from audiosr.data import realset
@@ -301,8 +300,8 @@ def evaluate_folder(
     model): the same clips, conditions and seeds, so its items pair with the stage's for studies/compare.py.
     The `model` system samples with `steps` and `guidance`, by default the model's own where its folder
     names them (an imported AudioSR: 50 DDIM steps at 3.5), else the protocol's (`eval.steps`, `eval.guidance`).
-    Writes eval.json, eval_real.json, eval_items.csv and eval_real_items.csv into `out`; returns the
-    headlines {"rendered": ..., "real": ...}."""
+    Writes what the stage writes of them into `out` (eval.json, eval_real.json, headline.json, stats/eval.json,
+    eval_items.csv, eval_real_items.csv); returns the quality headlines {"rendered": ..., "real": ...}."""
     own = read_config(Path(model)).get("sampling", {})
     steps = steps if steps is not None else int(own.get("steps", params.steps))
     guidance = guidance if guidance is not None else float(own.get("guidance", params.guidance))
@@ -310,10 +309,8 @@ def evaluate_folder(
     both, _, rtf = evaluate(str(model), test_dir, cfg, workers, device, progress, real_dir=real_dir)
     sets = both.pop("set")
     rows, real = (both[sets == name].reset_index(drop=True) for name in SETS)
-    headlines = {"rendered": summarise(rows, rtf)[0], "real": summarise(real, [])[0]}
-    with atomic_dir(Path(out)) as tmp:
-        (tmp / "eval.json").write_text(json.dumps(headlines["rendered"], indent=2) + "\n")
-        (tmp / "eval_real.json").write_text(json.dumps(headlines["real"], indent=2) + "\n")
+    with atomic_dir(Path(out)) as tmp:  # as the stage writes them (audiosr.results)
+        rendered_q, real_q = results.write_eval(tmp, summarise(rows, rtf)[0], summarise(real, [])[0])
         rows.round(4).to_csv(tmp / "eval_items.csv", index=False)
         real.round(4).to_csv(tmp / "eval_real_items.csv", index=False)
-    return headlines
+    return {"rendered": rendered_q, "real": real_q}
