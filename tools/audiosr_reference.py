@@ -65,6 +65,16 @@ RUNTIME = ["einops", "numpy", "scipy", "librosa", "tqdm", "transformers==4.30.2"
 READY_MARK = ".audiosr-reference-ready"
 
 SEED = 0
+# AudioSR's mel front end (its get_basic_config's preprocessing)
+PUBLISHED_MEL = {
+    "sampling_rate": 48000,
+    "n_fft": 2048,
+    "hop_length": 480,
+    "win_length": 2048,
+    "n_mels": 256,
+    "fmin": 20,
+    "fmax": 24000,
+}
 
 
 def log(msg: str) -> None:
@@ -654,13 +664,7 @@ def make_io(model, params):
         "pipeline.make_batch_for_super_resolution -> utils.read_audio_file -> read_wav_file "
         "(resample to 48 kHz, normalize_wav, zero-pad to a multiple of 5.12 s) -> wav_feature_extraction",
         "settings": {
-            "sampling_rate": 48000,
-            "n_fft": 2048,
-            "hop_length": 480,
-            "win_length": 2048,
-            "n_mels": 256,
-            "fmin": 20,
-            "fmax": 24000,
+            **PUBLISHED_MEL,
             "mel_basis": "librosa.filters.mel(sr=48000, n_fft=2048, n_mels=256, fmin=20, fmax=24000) "
             "(slaney scale and norm)",
             "window": "torch.hann_window(2048) (periodic)",
@@ -858,15 +862,7 @@ def inner(args: argparse.Namespace) -> int:
         }
         | {"cosine_s": 0.008, "v_posterior": 0.0},
         "latent": TINY_LATENT,
-        "published_mel": {
-            "sampling_rate": 48000,
-            "n_fft": 2048,
-            "hop_length": 480,
-            "win_length": 2048,
-            "n_mels": 256,
-            "fmin": 20,
-            "fmax": 24000,
-        },
+        "published_mel": PUBLISHED_MEL,
         "counts": {
             "unet": n_params(model.model.diffusion_model),
             "vae_encoder": n_params(fs.encoder, fs.quant_conv),
