@@ -5,21 +5,23 @@ reads it: audiosr.inference.model.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import torch
 from safetensors.torch import save_file
 
 from audiosr.data.store import atomic_dir, write_json
 from audiosr.inference.model import PARTS, STUDENT, STUDENT_DIR, VERSION, ModelError
-from audiosr.models.load import load_model
+from audiosr.models.load import model_files
 
 
 def package(models: Path, out: Path, extra: dict | None = None) -> None:
     """models/{vae,ldm,vocoder} and, where there is one, models/distill (the student) -> one pipeline
-    folder `out` (written atomically)."""
-    parts = {name: load_model(models / name) for name in PARTS}
+    folder `out` (written atomically); the parts' weight files are copied as they are."""
+    parts = {name: model_files(models / name) for name in PARTS}
     if (models / STUDENT_DIR / "model.safetensors").is_file():  # distill.steps 0 leaves a folder without one
-        parts[STUDENT] = load_model(models / STUDENT_DIR)
+        parts[STUDENT] = model_files(models / STUDENT_DIR)
         if parts[STUDENT][1]["arch"] != parts["ldm"][1]["arch"]:
             raise ModelError(f"{models / STUDENT_DIR}: the student is not the LDM's architecture; re-run distill")
     n_mels = {name: cfg["n_mels"] for name, (_, cfg) in parts.items()}
@@ -38,11 +40,15 @@ def package(models: Path, out: Path, extra: dict | None = None) -> None:
     write_pipeline(out, parts, config)
 
 
-def write_pipeline(out: Path, parts: dict[str, tuple[dict, dict]], config: dict) -> None:
-    """{part: (state dict, config)} and the pipeline's own config keys -> the pipeline folder `out`,
-    written atomically (one ``<part>.safetensors`` per part and ``config.json``)."""
+def write_pipeline(out: Path, parts: dict[str, tuple[dict[str, torch.Tensor] | Path, dict]], config: dict) -> None:
+    """{part: (state dict or its safetensors file, config)} and the pipeline's own config keys -> the pipeline
+    folder `out`, written atomically (one ``<part>.safetensors`` per part and ``config.json``)."""
     config = {"version": VERSION, **config, **{name: cfg for name, (_, cfg) in parts.items()}}
     with atomic_dir(out) as tmp:
-        for name, (state, _) in parts.items():
-            save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / f"{name}.safetensors"))
+        for name, (weights, _) in parts.items():
+            dest = tmp / f"{name}.safetensors"
+            if isinstance(weights, Path):
+                shutil.copyfile(weights, dest)
+            else:
+                save_file({k: v.contiguous() for k, v in weights.items()}, str(dest))
         write_json(tmp / "config.json", config)

@@ -4,6 +4,7 @@ restoring a file from the command line. It checks that every stage runs these ne
 learn in two steps."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -36,7 +37,12 @@ def full_params() -> dict:
 
 @pytest.fixture(scope="module")
 def full_repo(tmp_path_factory):
-    return repro_copy(tmp_path_factory.mktemp("full"), full_params())
+    """The repository after `dvc repro` with the full profile, each weight file stored once (hard links
+    into DVC's cache, as docs/models.md advises for these sizes); its checkpoints, cache and MLflow
+    artifacts take about 14 GB and are removed when the module's tests are done."""
+    wd = tmp_path_factory.mktemp("full")
+    yield repro_copy(wd, full_params(), cache_type="hardlink,copy")
+    shutil.rmtree(wd, ignore_errors=True)
 
 
 @pytest.mark.slow

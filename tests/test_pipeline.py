@@ -24,8 +24,9 @@ def run(cmd: list[str], cwd: Path, env: dict) -> str:
     return out.stdout + out.stderr
 
 
-def repro_copy(dest: Path, params: dict) -> tuple[Path, dict]:
-    """A copy of the repository's tracked files in `dest` with `params`, after one `dvc repro`."""
+def repro_copy(dest: Path, params: dict, cache_type: str | None = None) -> tuple[Path, dict]:
+    """A copy of the repository's tracked files in `dest` with `params`, after one `dvc repro`;
+    `cache_type` sets DVC's (`dvc config cache.type`) before it."""
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     for f in files:
         if (ROOT / f).is_file():
@@ -46,6 +47,8 @@ def repro_copy(dest: Path, params: dict) -> tuple[Path, dict]:
     run(["git", "init", "-q"], dest, env)
     run(["git", "add", "-A"], dest, env)
     run(["git", "commit", "-qm", "copy"], dest, env)
+    if cache_type is not None:
+        run(["dvc", "config", "--local", "cache.type", cache_type], dest, env)
     run(["dvc", "repro"], dest, env)
     return dest, env
 

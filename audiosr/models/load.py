@@ -16,13 +16,19 @@ from audiosr.models.vae import build_vae
 from audiosr.models.vocoder import build_vocoder
 
 
-def load_model(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """(state dict, config) of a model folder; a clear error when a part is missing."""
+def model_files(path: Path) -> tuple[Path, dict]:
+    """(weights file, config) of a model folder; a clear error when a part is missing."""
     path = Path(path)
     missing = [n for n in ("model.safetensors", "config.json") if not (path / n).exists()]
     if missing:
         raise FileNotFoundError(f"{path}: missing {', '.join(missing)}; train it first (dvc repro) or fix the path")
-    return load_file(str(path / "model.safetensors")), json.loads((path / "config.json").read_text())
+    return path / "model.safetensors", json.loads((path / "config.json").read_text())
+
+
+def load_model(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """(state dict, config) of a model folder; a clear error when a part is missing."""
+    weights, config = model_files(path)
+    return load_file(str(weights)), config
 
 
 def load_vae(state: dict, config: dict, device: torch.device) -> torch.nn.Module:

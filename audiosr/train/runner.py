@@ -65,7 +65,9 @@ def train_stage(
                 whole = totals(checkpoints, identity)
                 summary = {**val, **whole, **counts}
                 results.write_training(root, name, summary)
-                mlflow.log_artifacts(str(root / "models" / name), "model")
+                # the exported model's config; its weights are a DVC out, and the pipeline the package
+                # stage registers carries them all (the full profile's are 2.7 GB a run)
+                mlflow.log_artifact(str(root / "models" / name / "config.json"), "model")
                 timing = ("seconds", "samples_per_s")  # the whole training's; the stage's own is time/duration_s
                 logged = {(f"time/train_{k}" if k in timing else f"total/{k}"): v for k, v in whole.items()}
                 mlflow.log_metrics(logged, step=whole["steps"])
