@@ -22,6 +22,7 @@ from audiosr.inference.model import ModelError
 from audiosr.inference.restore import Pipeline
 from audiosr.inference.stream import BLOCK
 from audiosr.metrics import detect_cutoff
+from audiosr.models.diffusion import SAMPLERS
 from audiosr.models.unet import build_unet
 from audiosr.models.vae import build_vae
 from audiosr.models.vocoder import build_vocoder
@@ -236,6 +237,45 @@ def test_short_and_mono_inputs(pipe) -> None:
     for n in (1, 700, 30_000):
         r = pipe.upsample(tone(n, 200.0, 0.3) + 0.01, SAMPLE_RATE, steps=1)
         assert r.wave.shape == (1, n) and np.isfinite(r.wave).all()
+
+
+def test_a_window_past_the_end_runs_only_what_it_covers(pipe, monkeypatch) -> None:
+    """A file shorter than a window, and a long file's last window, run the rest of the signal and an
+    overlap's worth of its continuation in whole latent positions (the tiny model's: 4 frames, 1920
+    samples), not a whole window; the output keeps the input's length and, its band kept, its level."""
+    runs = []
+    restore = Pipeline.restore_windows
+    monkeypatch.setattr(
+        Pipeline, "restore_windows", lambda self, w, *a: runs.append(tuple(w.shape)) or restore(self, w, *a)
+    )
+    seg, ov = 64 * 480, 6 * 480  # the tiny model's window and overlap
+    for n, windows in (
+        (9_600, [(2, 13_440)]),  # 0.2 s: 9600 + 2880 samples, up to 7 positions
+        (2 * (seg - ov) + 7_680, [(4, seg), (2, 11_520)]),  # the last window: 7680 + 2880, up to 6 positions
+    ):
+        runs.clear()
+        x = np.stack([music(n), music(n, seed=1)])
+        y = pipe.upsample(x, SAMPLE_RATE, steps=1, cutoff_hz=4000).wave  # the input's band kept
+        assert runs == windows
+        assert y.shape == x.shape and np.isfinite(y).all()
+        assert abs(np.sqrt(np.mean(y**2)) / np.sqrt(np.mean(x**2)) - 1) < 0.1
+
+
+def test_a_shorter_window_starts_from_a_whole_windows_noise(pipe, monkeypatch) -> None:
+    """The noise of a window that runs shorter at the signal's end is the start of a whole window's."""
+    noises = []
+
+    def record(fn, noise, timesteps, schedule, **extra):
+        noises.append(noise.clone())
+        return noise
+
+    monkeypatch.setitem(SAMPLERS, "dpmpp_2m", record)
+    x = torch.from_numpy(music(64 * 480)[None])
+    for n in (64 * 480, 16 * 480):
+        pipe.restore_windows(x[:, :n], 1, 1.0, "dpmpp_2m", [torch.Generator().manual_seed(3)])
+    whole, short = noises
+    assert short.shape[-1] * 4 == whole.shape[-1]
+    torch.testing.assert_close(short, whole[..., : short.shape[-1]], rtol=0, atol=0)
 
 
 def test_batch_size_does_not_change_the_result(pipe) -> None:

@@ -12,6 +12,7 @@ evaluation stage and the `audiosr upsample` command both run this code: one code
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -175,7 +176,7 @@ class Pipeline:
         sampler: str,
         generator: torch.Generator | Sequence[torch.Generator],
     ) -> torch.Tensor:
-        """windows: (B, segment samples) at 48 kHz, peak ~0.5 -> restored (B, segment samples).
+        """windows: (B, samples) at 48 kHz, peak ~0.5, whole latent positions long -> restored (B, samples).
 
         `generator` draws the initial noise of the whole batch, or one generator per window (then a
         window's result does not depend on the batch it runs in). With a student and `steps` at most its
@@ -187,10 +188,14 @@ class Pipeline:
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
             cond = self.vae.encode(mel)[0].float() * self.scale
 
+            # a window's noise is drawn for a whole segment and cut to its length, so a window that runs
+            # shorter (at the signal's end) starts from the same noise as a whole one
+            shape = (*cond.shape[1:-1], max(cond.shape[-1], self.segment_frames // self.vae.factor))
+
             def draw() -> torch.Tensor:  # the batch's noise: per window from its own generator where given
                 if isinstance(generator, torch.Generator):
-                    return torch.randn(cond.shape, generator=generator)
-                return torch.stack([torch.randn(cond.shape[1:], generator=g) for g in generator])
+                    return torch.randn((len(cond), *shape), generator=generator)[..., : cond.shape[-1]]
+                return torch.stack([torch.randn(shape, generator=g)[..., : cond.shape[-1]] for g in generator])
 
             noise = draw()
             if self.uses_student(steps):
@@ -345,7 +350,7 @@ class Pipeline:
             for p0 in range(0, count, per_batch):
                 positions = range(p0, min(count, p0 + per_batch))
                 source.fill(positions[-1] * hop + seg)
-                windows = self._windows(source, n, positions, hop, seg, s)
+                windows = self._windows(source, n, positions, hop, seg, ov, s)
                 for p in positions:
                     piece = joins.add(windows[p], first=p == 0, last=p == count - 1)
                     a, b = p * hop, min(n, p * hop + piece.shape[1])
@@ -364,31 +369,48 @@ class Pipeline:
         positions: range,
         hop: int,
         seg: int,
+        ov: int,
         s: Sampling,
     ) -> dict[int, np.ndarray]:
-        """Restore every channel's window at each position: {position: (C, seg)} at the input's level.
+        """Restore every channel's window at each position: {position: (C, samples)} at the input's level.
         Each window is scaled to the training peak and back, its quiet frames lifted and lowered again
-        (`level_lift`); a digitally silent window is not run (zeros). A window
-        reaching past the signal's end (of n samples) is filled by its continuation, not silence: a cut
-        to silence is a click whose band the model would restore into the output's last milliseconds."""
-        out = {p: np.zeros((source.channels, seg), np.float32) for p in positions}
-        todo = []
+        (`level_lift`); a digitally silent window is not run (zeros). A window reaching past the signal's
+        end (of n samples) is filled by its continuation, not silence (a cut to silence is a click whose
+        band the model would restore into the output's last milliseconds), and runs only `ov` samples of
+        it (`window_length`): a short file, or a long one's last window, costs what it covers."""
+        unit = self.vae.factor * self.unet.factor * self.mel.hop  # the networks' whole latent positions
+        out, todo = {}, []
         for p in positions:
-            window = source.get(p * hop, p * hop + seg)
-            if (real := n - p * hop) < seg:
-                window[:, real:] = np.stack([continuation(w[:real], seg - real) for w in window])
+            real = n - p * hop
+            length = window_length(real, seg, ov, unit)
+            window = source.get(p * hop, p * hop + length)
+            if real < length:
+                window[:, real:] = np.stack([continuation(w[:real], length - real) for w in window])
+            out[p] = np.zeros_like(window)
             for c, w in enumerate(window):
                 peak = float(np.abs(w).max())
                 if peak >= SILENCE:
                     todo.append((p, c, self.peak / peak * level_lift(w, self.mel.hop), w))
-        for i in range(0, len(todo), s.batch):
-            chunk = todo[i : i + s.batch]
+        # batches of equal lengths: the windows in order, the end's (shorter) ones in a batch of their own
+        chunks = [
+            group[i : i + s.batch]
+            for group in (list(g) for _, g in itertools.groupby(todo, key=lambda t: len(t[3])))
+            for i in range(0, len(group), s.batch)
+        ]
+        for chunk in chunks:
             windows = torch.from_numpy(np.stack([w * g for _, _, g, w in chunk]))
             gens = [torch.Generator().manual_seed(_window_seed(s.seed, p, c)) for p, c, _, _ in chunk]
             restored = self.restore_windows(windows, s.steps, s.guidance, s.sampler, gens).numpy()
             for (p, c, g, _), r in zip(chunk, restored, strict=True):
                 out[p][c] = r / g
         return out
+
+
+def window_length(remaining: int, seg: int, margin: int, unit: int) -> int:
+    """The samples of a window that starts `remaining` samples before the signal's end: the segment `seg`,
+    or, where the rest is shorter, the rest and `margin` samples of its continuation (as far as the
+    crossfade keeps an inner window's edge from its output), rounded up to whole `unit`s."""
+    return min(seg, -(-(remaining + margin) // unit) * unit)
 
 
 def at_rate(y48: Iterable[np.ndarray], rate: int, frames: int, sr: int, channels: int) -> Iterator[np.ndarray]:
