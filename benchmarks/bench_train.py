@@ -28,6 +28,7 @@ from audiosr.audio import MelConfig
 from audiosr.config import model_block
 from audiosr.data.store import SegmentSet
 from audiosr.profiles import resolve
+from audiosr.train import loop
 from audiosr.train.distributed import Dist, pick_device
 
 N_MELS = {"small": 64, "full": 256}
@@ -81,14 +82,15 @@ def child(model: str, profile: str, steps: int) -> dict:
         block["adv_start"] = 0
     d = Dist(device=pick_device())
     task = make_task(model, profile, block, d)
+    draws = loop.batches(task, range(steps + 1), d)  # the task's own batches, as the training loop gets them
     with FlopCounterMode(display=False) as flops:  # the warm-up step, counted: forward and backward
-        task.step(0)
+        task.step(0, next(draws))
     if d.device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     for i in range(steps):
-        task.step(i + 1)
+        task.step(i + 1, next(draws))
     if d.device.type == "cuda":
         torch.cuda.synchronize()
     seconds = (time.perf_counter() - start) / steps

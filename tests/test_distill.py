@@ -71,10 +71,10 @@ def test_resumed_distillation_matches_an_uninterrupted_one(project, tmp_path, mo
     uninterrupted = load_file(str(wd / "models/distill/model.safetensors"))  # the stage's own run
 
     class Interrupted(DistillTask):
-        def step(self, step: int) -> dict[str, float]:
+        def step(self, step: int, batch=None) -> dict[str, float]:
             if step == 3:
                 raise KeyboardInterrupt("killed")
-            return super().step(step)
+            return super().step(step, batch)
 
     def stage_with(cls: type[DistillTask]) -> dict:
         make = lambda d: task_of(wd, params.distill, cls, d)  # noqa: E731

@@ -39,11 +39,11 @@ def workdir(tmp_path, monkeypatch):
 class Interrupted(VAETask):
     """The real VAE task, slowed down and killed at step KILL_AT (after the checkpoint at step 4)."""
 
-    def step(self, step: int) -> dict[str, float]:
+    def step(self, step: int, batch) -> dict[str, float]:
         if step == KILL_AT:
             raise KeyboardInterrupt("killed")
         time.sleep(SLOW)
-        return super().step(step)
+        return super().step(step, batch)
 
 
 def metrics(db, name: str) -> dict[str, list[tuple[int, float]]]:

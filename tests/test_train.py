@@ -6,6 +6,7 @@ import os
 import shutil
 import sqlite3
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ from audiosr.train import loop
 from audiosr.train.checkpoint import load_checkpoint, load_model, save_checkpoint, save_model
 from audiosr.train.distributed import Dist
 from audiosr.train.ldm import LDMTask
+from audiosr.train.vae import VAETask
+from audiosr.train.vocoder import VocoderTask
 from tests.conftest import ROOT, copy_project, run_stage, stage
 
 
@@ -35,7 +38,7 @@ class Toy:
         self.optimizers = {"net": torch.optim.AdamW(self.net.parameters(), 0.1)}
         self.fail_at, self.nan_at = fail_at, nan_at
 
-    def step(self, step: int) -> dict[str, float]:
+    def step(self, step: int, batch=None) -> dict[str, float]:
         if step == self.fail_at:
             raise KeyboardInterrupt("killed")
         x = torch.from_numpy(loop.batch_rng(0, step).standard_normal((4, 3))).float()
@@ -172,3 +175,25 @@ def test_ldm_refuses_a_vae_with_other_mels(project, tmp_path) -> None:
     save_model(other / "models/vae", state, {**config, "n_mels": 64})
     out = run_stage(stage("train_ldm"), other, env, ok=False)
     assert out.returncode != 0 and "n_mels=64" in out.stderr and "n_mels=32" in out.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vae", "vocoder"])
+def test_loader_workers_do_not_change_the_training(project, tmp_path, monkeypatch, name) -> None:
+    """The batches that DataLoader worker processes draw ahead ($AUDIOSR_LOADER_WORKERS, the GPU's
+    default) train exactly what the loop's own process draws (the CPU's default)."""
+    wd, _ = project
+    monkeypatch.chdir(wd)
+    params = Params.load()
+    cfg = replace(getattr(params, name), steps=5, validate_every=5)
+    train, valid = SegmentSet.open("data/segments/train"), SegmentSet.open("data/segments/valid")
+    trained = []
+    for workers in ("0", "2"):
+        monkeypatch.setenv("AUDIOSR_LOADER_WORKERS", workers)
+        task = {"vae": VAETask, "vocoder": VocoderTask}[name](cfg, params.mel, train, valid, Dist())
+        loop.run(task, cfg, tmp_path / workers, {"workers": workers}, Dist())
+        trained.append({k: v.clone() for m in task.modules.values() for k, v in m.state_dict().items()})
+    initial = {"vae": VAETask, "vocoder": VocoderTask}[name](cfg, params.mel, train, valid, Dist())
+    start = {k: v for m in initial.modules.values() for k, v in m.state_dict().items()}
+    assert any(not torch.equal(trained[0][k], start[k]) for k in start)  # it trained
+    assert all(torch.equal(trained[0][k], trained[1][k]) for k in start)

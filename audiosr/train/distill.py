@@ -122,7 +122,7 @@ class DistillTask:
         noise = torch.from_numpy(rng.standard_normal(cond.shape).astype(np.float32))
         return cond, noise
 
-    def step(self, step: int) -> dict[str, float]:
+    def step(self, step: int, batch: None = None) -> dict[str, float]:  # its data lives on the device
         idx = batch_rng(self.cfg.seed, step).integers(0, len(self.target), self.cfg.batch)
         mine = rank_slice(idx, self.d)
         noise, cond, target = (v[mine].to(self.d.device) for v in (self.noise, self.cond, self.target))

@@ -109,7 +109,7 @@ class LDMTask:
         v = net(torch.cat([x_t, cond], 1), t.float())
         return torch.mean((v - self.schedule.v_target(x0, t, noise)) ** 2)
 
-    def step(self, step: int) -> dict[str, float]:
+    def step(self, step: int, batch: None = None) -> dict[str, float]:  # its data lives on the device
         b, frames = self.cfg.batch, self.z_clean.shape[-1]
         idx, off = draw_crops(batch_rng(self.cfg.seed, step), len(self.z_clean), frames, self.crop, b)
         # the randomness is drawn for the global batch and then sliced, so N processes under torchrun

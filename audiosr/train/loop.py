@@ -5,6 +5,9 @@ A model's training is a `Task`: it owns its modules and optimizers and does one 
 (forward, losses, backward, clipping, optimizer steps) in `step`. Batches are drawn from
 ``batch_rng(seed, step)``, a function of the step alone, so a resumed run sees the same batches as
 an uninterrupted one, and N processes under torchrun split the same global batch one process sees.
+A task that reads its batches from the data (the VAE's and the vocoder's crops) draws them in `batch`,
+which `batches` runs ahead of the steps in worker processes where $AUDIOSR_LOADER_WORKERS says (by
+default on a GPU), into pinned memory; the others draw theirs in `step` (their data lives on the device).
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 
+from audiosr.params import loader_workers
 from audiosr.progress import bar
 from audiosr.train.checkpoint import fingerprint, load_checkpoint, read_totals, save_checkpoint
 from audiosr.train.distributed import Dist
@@ -68,7 +73,9 @@ class Task(Protocol):
     optimizers: dict[str, torch.optim.Optimizer]
     samples_per_step: int
 
-    def step(self, step: int) -> dict[str, float]: ...
+    def step(self, step: int, batch: Any) -> dict[str, float]:
+        """One optimisation step; `batch` is what the task's `batch(step)` drew, None for a task without one."""
+        ...
 
     def validate(self) -> dict[str, float]: ...
 
@@ -81,6 +88,36 @@ def clip_and_step(opt: torch.optim.Optimizer, params, clip: float) -> float:
     opt.step()
     opt.zero_grad(set_to_none=True)
     return float(norm)
+
+
+class _Steps(torch.utils.data.Dataset):
+    """The batches of `steps`, item i that of steps[i], for a DataLoader's workers."""
+
+    def __init__(self, task, steps: range):
+        self.task, self.steps = task, steps
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, i: int):
+        return self.task.batch(self.steps[i])
+
+
+def batches(task: Task, steps: range, d: Dist) -> Iterator[Any]:
+    """The batch of each step in `steps`, in order: `task.batch(step)` where the task has one (it must draw
+    from `batch_rng`, not torch's global generator, so any process draws the same), else None. With
+    $AUDIOSR_LOADER_WORKERS above 0, worker processes draw them ahead (torch's DataLoader, a few batches
+    each), into pinned memory on a GPU so that the step's copies to it do not block."""
+    if not hasattr(task, "batch"):
+        return (None for _ in steps)
+    cuda = d.device.type == "cuda"
+    workers = loader_workers(cuda)
+    if workers == 0 or len(steps) == 0:
+        return (task.batch(step) for step in steps)
+    loader = torch.utils.data.DataLoader(
+        _Steps(task, steps), batch_size=None, num_workers=workers, pin_memory=cuda, prefetch_factor=4
+    )
+    return iter(loader)
 
 
 NO_TOTALS = {"seconds": 0.0, "samples": 0, "invocations": 0}
@@ -130,14 +167,15 @@ def run(
     steps_timed = 0
     with bar(task.name, disable=None if d.main else True) as progress:
         bar_task = progress.add_task(task.name, total=cfg.steps, completed=start, info="")
-        for step in range(start, cfg.steps):
+        steps = range(start, cfg.steps)
+        for step, batch in zip(steps, batches(task, steps, d), strict=True):
             for opt in task.optimizers.values():
                 for group in opt.param_groups:
                     group["lr"] = lr_at(cfg, step)
             # the step's randomness is a function of (seed, step), so a resumed run draws what an
             # uninterrupted one would have (tasks slice global-batch draws by rank)
             torch.manual_seed(cfg.seed * 1_000_003 + step)
-            losses = task.step(step)
+            losses = task.step(step, batch)
             bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
             if bad:
                 raise TrainingDiverged(

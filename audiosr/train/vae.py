@@ -49,14 +49,15 @@ class VAETask:
         self.frames = frames
         self.align = align
 
-    def _batch(self, step: int) -> torch.Tensor:
+    def batch(self, step: int) -> torch.Tensor:
+        """This process's share of step `step`'s mel crops, on the CPU."""
         idx, off = draw_crops(
             batch_rng(self.cfg.seed, step), len(self.train), self.frames, self.crop, self.cfg.batch, self.align
         )
-        return mel_crops(self.train, rank_slice(idx, self.d), rank_slice(off, self.d), self.crop).to(self.d.device)
+        return mel_crops(self.train, rank_slice(idx, self.d), rank_slice(off, self.d), self.crop)
 
-    def step(self, step: int) -> dict[str, float]:
-        mel = self._batch(step)
+    def step(self, step: int, batch: torch.Tensor) -> dict[str, float]:
+        mel = batch.to(self.d.device, non_blocking=True)
         adversarial = step >= self.adv_start and self.lambdas["adv/gen"] > 0
         recon, mean, logvar = self.net(mel)
         losses = {"rec/l1": (recon - mel).abs().mean(), "kl": kl_loss(mean, logvar)}

@@ -70,11 +70,14 @@ class VocoderTask:
         self.samples_per_step = cfg.batch
         self.frames = train.mel.shape[-1]
 
-    def step(self, step: int) -> dict[str, float]:
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """This process's share of step `step`'s (mel, waveform) crops, on the CPU."""
         idx, off = draw_crops(batch_rng(self.cfg.seed, step), len(self.train), self.frames, self.crop, self.cfg.batch)
         idx, off = rank_slice(idx, self.d), rank_slice(off, self.d)
-        mel = mel_crops(self.train, idx, off, self.crop).to(self.d.device)
-        wave = wave_crops(self.train, idx, off, self.crop, self.mel.hop).to(self.d.device)
+        return mel_crops(self.train, idx, off, self.crop), wave_crops(self.train, idx, off, self.crop, self.mel.hop)
+
+    def step(self, step: int, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+        mel, wave = (v.to(self.d.device, non_blocking=True) for v in batch)
         adversarial = step >= self.adv_start and self.lambdas["adv/gen"] > 0
         out: dict[str, float] = {}
         fake = self.net(mel)
