@@ -91,11 +91,11 @@ def test_resumed_distillation_matches_an_uninterrupted_one(project, tmp_path, mo
 
 
 class Counted(torch.nn.Module):
-    """A U-Net that counts its forward passes."""
+    """A U-Net that counts its forward passes (with the U-Net's downsampling factor, as the pipeline reads it)."""
 
     def __init__(self, net: torch.nn.Module):
         super().__init__()
-        self.net, self.calls = net, 0
+        self.net, self.calls, self.factor = net, 0, net.factor
 
     def forward(self, x, t):
         self.calls += 1

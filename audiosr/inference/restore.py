@@ -134,6 +134,7 @@ class Pipeline:
         trained = {**FORMAT_1, **config}
         self.segment_frames = int(trained["segment_frames"])
         self.peak, self.full_band_hz = float(trained["peak"]), float(trained["full_band_hz"])
+        self.unit = vae.factor * unet.factor * self.mel.hop  # samples of one latent position through both networks
 
     @classmethod
     def load(
@@ -378,11 +379,10 @@ class Pipeline:
         end (of n samples) is filled by its continuation, not silence (a cut to silence is a click whose
         band the model would restore into the output's last milliseconds), and runs only `ov` samples of
         it (`window_length`): a short file, or a long one's last window, costs what it covers."""
-        unit = self.vae.factor * self.unet.factor * self.mel.hop  # the networks' whole latent positions
         out, todo = {}, []
         for p in positions:
             real = n - p * hop
-            length = window_length(real, seg, ov, unit)
+            length = window_length(real, seg, ov, self.unit)
             window = source.get(p * hop, p * hop + length)
             if real < length:
                 window[:, real:] = np.stack([continuation(w[:real], length - real) for w in window])
