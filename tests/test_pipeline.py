@@ -163,6 +163,57 @@ def test_ablation_reruns_only_what_it_touches(repo, name: str, override: str, ex
     assert name in shown and "model_lfr.lsd" in shown
 
 
+def terminal_screen(cmd: list[str], cwd: Path, env: dict, columns: int = 160, rows: int = 40) -> list[str]:
+    """What `cmd` shows on a terminal of `columns` x `rows` (a pseudo-terminal, so it pages as it does for a
+    user): its lines with the escape sequences taken out. A pager is left with `q` once it has drawn."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command, in the terminal
+        os.chdir(cwd)
+        os.execvpe(cmd[0], cmd, {**env, "TERM": "xterm", "LESS": "", "PAGER": "", "DVC_PAGER": ""})
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    out, deadline = b"", time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if select.select([fd], [], [], 2.0)[0]:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except OSError:  # the command has ended
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif out:
+            os.write(fd, b"q")
+    os.waitpid(pid, 0)
+    text = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[=>]|\r", b"", out).decode(errors="replace")
+    return text.splitlines()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("less") is None, reason="dvc exp show pages through less")
+def test_exp_show_in_a_160_column_terminal_names_the_experiments_and_the_headline(repo) -> None:
+    """Plain `dvc exp show`, as a user types it in a 160-column terminal: the first screen of its pager holds
+    every experiment's name and the headline metrics with their values (the rest scrolls to the right)."""
+    dest, env = repo
+    lines = terminal_screen(["dvc", "exp", "show"], dest, env)
+    header = next(line for line in lines if "Experiment" in line)
+    assert header.split()[:4] == ["Experiment", "Created", "model_lfr/lsd", "model_lfr/worse_than_input"]
+    assert "real/model_lfr/lsd" in header
+    screen = "\n".join(lines)
+    assert all(name in screen for name, _, _ in RERUN_CASES), screen  # the ablations above
+    headline = json.loads((dest / "metrics/headline.json").read_text())
+    workspace = next(line.split() for line in lines if line.split()[:1] == ["workspace"])
+    shown = [float(v) for v in workspace[2:4]]  # DVC prints 5 significant digits
+    assert shown == pytest.approx([headline["model_lfr/lsd"], headline["model_lfr/worse_than_input"]], rel=1e-4)
+    assert all(len(line) <= 160 for line in lines)
+
+
 @pytest.mark.slow
 def test_make_ablations_with_seeds_runs_two_at_once(repo) -> None:
     """`make ablations SEEDS=2 JOBS=2`: three queued experiments (noise-none at seeds 0 and 1, the baseline at
