@@ -297,7 +297,7 @@ def upsample(
     seed: Annotated[int, typer.Option(help="Seed of the diffusion noise.")] = 0,
     device: Annotated[str | None, typer.Option(help="cpu or cuda. Default: cuda when available.")] = None,
     precision: Annotated[
-        str, typer.Option(help="fp32, bf16, or auto: bf16 where the device runs it natively (about twice as fast).")
+        str, typer.Option(help="fp32, bf16, or auto: bf16 on a GPU or a CPU with AMX (twice as fast there), else fp32.")
     ] = "auto",
     cutoff: Annotated[
         str,

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from audiosr.models.diffusion import SAMPLERS, Schedule, guided, sample_ddim, sample_dpmpp_2m
+from audiosr.models.layers import Upsample
 from audiosr.models.unet import build_unet
 from audiosr.models.vae import VAE, build_vae
 from audiosr.profiles import PROFILES
@@ -81,6 +82,28 @@ def test_unet_shapes_and_backward(profile):
     assert _grads_finite(unet)
     with pytest.raises(ValueError, match="divisible"):
         unet(torch.randn(1, 2 * latent, f + 1, f), t[:1])
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 5, 7), (1, 16, 1, 3), (3, 4, 16, 128)])
+def test_upsample_as_a_transposed_conv_is_nearest_doubling_then_the_conv(shape):
+    """Upsample's inference form (one stride-2 transposed conv) against its training form (nearest doubling,
+    then the 3x3 conv) on random weights and inputs, odd and single-row sizes included; with a gradient taken
+    the training form runs, so training's gradients are the conv's own."""
+    torch.manual_seed(0)
+    up = Upsample(shape[1])
+    torch.nn.init.normal_(up.conv.weight)
+    torch.nn.init.normal_(up.conv.bias)
+    x = torch.randn(shape)
+    with torch.no_grad():
+        ref = up(x)
+        up.transposed = True
+        fast = up(x)
+    assert fast.shape == ref.shape == (shape[0], shape[1], 2 * shape[2], 2 * shape[3])
+    torch.testing.assert_close(fast, ref, atol=1e-4, rtol=1e-5)
+    up(x).sum().backward()  # gradients on: the training form
+    expected = torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")
+    torch.testing.assert_close(up.conv.bias.grad, torch.full_like(up.conv.bias, expected[0, 0].numel() * shape[0]))
+    assert up.conv.weight.grad is not None
 
 
 def test_schedule():

@@ -23,6 +23,7 @@ from audiosr.inference.restore import Pipeline
 from audiosr.inference.stream import BLOCK
 from audiosr.metrics import detect_cutoff
 from audiosr.models.diffusion import SAMPLERS
+from audiosr.models.layers import Upsample
 from audiosr.models.unet import build_unet
 from audiosr.models.vae import build_vae
 from audiosr.models.vocoder import build_vocoder
@@ -296,8 +297,9 @@ def test_bf16_is_close_to_fp32(model_dir, pipe) -> None:
 
 
 def test_the_inference_layout_keeps_the_weights_and_the_output(model_dir) -> None:
-    """Restoring keeps the 2-D networks channels-last (`channels_last`): the same state dict, names and values,
-    and in fp32 the VAE's output in the default layout, to float rounding."""
+    """Restoring puts the 2-D networks into their inference form (`inference_form`: channels-last, the
+    upsampling as transposed convolutions): the same state dict, names and values, and in fp32 the VAE's
+    output of the training form, to float rounding."""
     x = np.stack([music(30_000), music(30_000, seed=2)])
     plain = Pipeline.load(model_dir)
     before = {k: v.clone() for k, v in plain.vae.state_dict().items()}
@@ -308,6 +310,8 @@ def test_the_inference_layout_keeps_the_weights_and_the_output(model_dir) -> Non
         fast.upsample(x, SAMPLE_RATE, steps=2, cutoff_hz=0)
         weight = next(p for p in fast.vae.parameters() if p.dim() == 4 and p.shape[1] > 1)
         assert weight.is_contiguous(memory_format=torch.channels_last)
+        assert all(m.transposed for m in fast.vae.modules() if isinstance(m, Upsample))
+        assert not any(m.transposed for m in plain.vae.modules() if isinstance(m, Upsample))
         assert list(fast.vae.state_dict()) == list(before)
         assert all(torch.equal(fast.vae.state_dict()[k], v) for k, v in before.items())
         torch.testing.assert_close(fast.vae.decode(fast.vae.encode(mel)[0]), ref, atol=1e-5, rtol=1e-5)

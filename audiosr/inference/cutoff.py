@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from audiosr.audio import SAMPLE_RATE
 from audiosr.inference.stream import Frames
@@ -64,7 +65,7 @@ def analyse(blocks48: Iterable[np.ndarray], channels: int) -> Analysis:
     for block in blocks48:
         n += block.shape[1]
         if block.shape[1]:
-            peak = np.maximum(peak, np.abs(block).max(axis=1))
+            peak = np.maximum(peak, torch.from_numpy(np.asarray(block, np.float32)).abs().amax(1).numpy())
         spectrum += frames.push(block).sum(axis=1)
     spectrum += frames.finish().sum(axis=1)
     cutoffs, bands = [], []

@@ -39,6 +39,7 @@ from audiosr.inference.stream import (
     write_stream,
 )
 from audiosr.models.diffusion import SAMPLERS, STOCHASTIC, Schedule, guided, one_step
+from audiosr.models.layers import Upsample
 from audiosr.names import PRECISIONS
 
 # The default sampler: the teacher's own single step without guidance, one U-Net pass per window. On the
@@ -101,12 +102,13 @@ class FileResult:
 
 
 def bf16_native(device: torch.device) -> bool:
-    """Whether `device` runs bfloat16 matrix work natively (a GPU that supports it; a CPU with AMX or
-    AVX-512 BF16), where autocast to it is about twice as fast."""
+    """Whether bfloat16 autocast is the faster precision on `device`: a GPU that supports it, or a CPU with
+    AMX tiles, where it is about twice as fast. A CPU with AVX-512 BF16 but no AMX runs the networks
+    slower in bf16 than in fp32 (measured: 1.2-1.7x, docs/performance.md), so it gets fp32."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
-    return device.type == "cpu" and any(probe() for probe in probes if probe is not None)
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return device.type == "cpu" and amx is not None and bool(amx())
 
 
 class Pipeline:
@@ -148,6 +150,8 @@ class Pipeline:
         device = torch.device(device)
         config, nets = load_networks(Path(path), device)
         bf16 = precision == "bf16" or (precision == "auto" and bf16_native(device))
+        if bf16:
+            bf16_weights(*nets.values())
         return cls(
             config, nets["vae"], nets["unet"], nets["vocoder"], device, bf16, nets["student"] if student else None
         )
@@ -185,7 +189,7 @@ class Pipeline:
         `guidance` and `sampler` do not apply).
         """
         mel = log_mel(windows.to(self.device), self.mel)
-        channels_last(self.vae, self.unet, self.student)
+        inference_form(self.vae, self.unet, self.student)
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
             cond = self.vae.encode(mel)[0].float() * self.scale
 
@@ -352,11 +356,14 @@ class Pipeline:
                 positions = range(p0, min(count, p0 + per_batch))
                 source.fill(positions[-1] * hop + seg)
                 windows = self._windows(source, n, positions, hop, seg, ov, s)
+                # the batch's pieces go to the merge as one: each merge pays for its context once
+                pieces = []
                 for p in positions:
                     piece = joins.add(windows[p], first=p == 0, last=p == count - 1)
-                    a, b = p * hop, min(n, p * hop + piece.shape[1])
-                    yield from merger.push(source.get(a, b), piece[:, : b - a])
-                    source.drop(b)
+                    pieces.append(piece[:, : min(n, p * hop + piece.shape[1]) - p * hop])
+                a, b = positions[0] * hop, positions[-1] * hop + pieces[-1].shape[1]
+                yield from merger.push(source.get(a, b), np.concatenate(pieces, axis=1))
+                source.drop(b)
                 if progress:
                     progress(positions[-1] + 1, count)
             yield merger.finish()
@@ -418,14 +425,32 @@ def at_rate(y48: Iterable[np.ndarray], rate: int, frames: int, sr: int, channels
     return exact(resampled(y48, SAMPLE_RATE, rate, channels), round(frames * rate / sr), channels)
 
 
-def channels_last(*nets: torch.nn.Module | None) -> None:
-    """Keep the 2-D networks' weights channels-last (NHWC), in place: oneDNN's convolutions then run without
-    reordering every activation, about 1.3x faster for the VAE and the U-Net on a CPU, in fp32 and in bf16
-    (the same weights and state dict; a network already so is left as it is)."""
+def inference_form(*nets: torch.nn.Module | None) -> None:
+    """Put the 2-D networks into the form that restores fastest, in place, keeping their state dicts (names
+    and values): weights channels-last (NHWC), so oneDNN's convolutions run without reordering every
+    activation (about 1.3x faster for the VAE and the U-Net on a CPU), and the upsampling layers as
+    transposed convolutions (`layers.Upsample.transposed`: the VAE decoder 1.3x faster). The outputs are
+    the same to float rounding; a network already so is left as it is."""
     for net in nets:
-        if net is not None and any(p.dim() == 4 and not p.is_contiguous(memory_format=torch.channels_last)
-                                   for p in net.parameters()):  # fmt: skip
+        if net is None:
+            continue
+        if any(p.dim() == 4 and not p.is_contiguous(memory_format=torch.channels_last) for p in net.parameters()):
             net.to(memory_format=torch.channels_last)
+        for module in net.modules():
+            if isinstance(module, Upsample):
+                module.transposed = True
+
+
+def bf16_weights(*nets: torch.nn.Module | None) -> None:
+    """Store the convolutions' and linear layers' weights and biases in bfloat16, in place: what bf16
+    autocast casts them to on every call, cast once (the same results, without a copy of every weight per
+    batch, about 7 % of a restore's CPU time; the norms keep their float32 parameters). Only for networks
+    that run under autocast from then on."""
+    layers = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.ConvTranspose1d, torch.nn.Linear)
+    for net in nets:
+        for module in net.modules() if net is not None else ():
+            if isinstance(module, layers):
+                module.to(torch.bfloat16)
 
 
 def level_lift(w: np.ndarray, hop: int) -> np.ndarray:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
+import torch
 from scipy import signal
 
 from audiosr.audio import AudioError, temporary
@@ -195,11 +196,11 @@ def exact(blocks: Iterable[np.ndarray], n: int, channels: int) -> Iterator[np.nd
 class Frames:
     """A stream of (C, k) blocks -> magnitude spectra of its Hann-windowed frames (C, frames, n_fft // 2 + 1),
     frames every `hop` samples that lie wholly inside the signal; a signal shorter than one frame gives
-    one zero-padded frame."""
+    one zero-padded frame. The transforms are torch's (float32, on every core)."""
 
     def __init__(self, n_fft: int, hop: int):
         self.n_fft, self.hop = n_fft, hop
-        self.window = np.hanning(n_fft + 1)[:-1].astype(np.float32)  # periodic, as scipy / librosa
+        self.window = torch.hann_window(n_fft)  # periodic, as scipy / librosa
         self.buf: np.ndarray | None = None
         self.frames = 0
 
@@ -207,19 +208,19 @@ class Frames:
         self.buf = block if self.buf is None else np.concatenate([self.buf, block], 1)
         m = max(0, (self.buf.shape[1] - self.n_fft) // self.hop + 1)
         if m == 0:
-            return np.zeros((len(self.buf), 0, self.n_fft // 2 + 1))
-        frames = np.lib.stride_tricks.sliding_window_view(self.buf, self.n_fft, axis=1)[:, : m * self.hop : self.hop]
-        mag = np.abs(np.fft.rfft(frames * self.window, axis=-1))
+            return np.zeros((len(self.buf), 0, self.n_fft // 2 + 1), np.float32)
+        used = torch.from_numpy(np.ascontiguousarray(self.buf[:, : (m - 1) * self.hop + self.n_fft], np.float32))
+        spec = torch.stft(used, self.n_fft, self.hop, window=self.window, center=False, return_complex=True)
         self.buf = self.buf[:, m * self.hop :]
         self.frames += m
-        return mag
+        return spec.abs().transpose(1, 2).numpy()
 
     def finish(self) -> np.ndarray:
         if self.frames or self.buf is None:
-            return np.zeros((0 if self.buf is None else len(self.buf), 0, self.n_fft // 2 + 1))
-        pad = np.zeros((len(self.buf), self.n_fft), np.float32)
-        pad[:, : self.buf.shape[1]] = self.buf[:, : self.n_fft]
-        return np.abs(np.fft.rfft(pad * self.window, axis=-1))[:, None]
+            return np.zeros((0 if self.buf is None else len(self.buf), 0, self.n_fft // 2 + 1), np.float32)
+        pad = torch.zeros(len(self.buf), self.n_fft)
+        pad[:, : self.buf.shape[1]] = torch.from_numpy(np.asarray(self.buf[:, : self.n_fft], np.float32))
+        return torch.fft.rfft(pad * self.window).abs()[:, None].numpy()
 
 
 class ClipCounter:
