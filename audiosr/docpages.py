@@ -81,6 +81,11 @@ BLOCKS: dict[str, tuple[str, str, Callable[[], str]]] = {
         "python benchmarks/bench_upsample.py",
         _file(f"{RESULTS}/bench_upsample.md"),
     ),
+    "bench_precision": (
+        "docs/performance.md",
+        "python benchmarks/bench_precision.py",
+        _file(f"{RESULTS}/bench_precision.md"),
+    ),
     "stage_times": ("docs/performance.md", "python benchmarks/stage_times.py", _file(f"{RESULTS}/stage_times.md")),
 }
 

@@ -132,14 +132,14 @@ def power(s: torch.Tensor) -> torch.Tensor:
     return s.real.square() + s.imag.square()
 
 
-def agreement(sx: torch.Tensor, sy: torch.Tensor, below: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
-    """STFTs (C, bins, frames) of the input and the generated signal, (C, bins, 1) True under each
+def agreement(px: torch.Tensor, py: torch.Tensor, below: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
+    """STFT powers (C, bins, frames) of the input and the generated signal, (C, bins, 1) True under each
     channel's band cutoff and (C, 1, 1) its noise floor (power of a bin) -> (C, bins, frames) bool, the
     input's bins to keep: under the cutoff unless its local power is more than AGREE_DB[1] above the
     generated one's; above it where it lies within AGREE_DB of it and FLOOR_MARGIN_DB above the floor
     (see AGREE_DB). The levels are compared as power ratios against the thresholds' (no logarithms)."""
     lo, hi = (10 ** (db / 10) for db in AGREE_DB)
-    over_time = [box_mean(power(s), SMOOTH_FRAMES, -1) for s in (sx, sy)]
+    over_time = [box_mean(p, SMOOTH_FRAMES, -1) for p in (px, py)]
     # across the band, the average over neighbouring bins; above the cutoff each bin must agree on its
     # own too, so that a brick-wall edge is not blurred into the kept band. 1e-20: bins empty in both agree.
     wx, wy = (box_mean(p, SMOOTH_BINS, -2) + 1e-20 for p in over_time)
@@ -150,16 +150,16 @@ def agreement(sx: torch.Tensor, sy: torch.Tensor, below: torch.Tensor, floor: to
     return (wx <= hi * wy) & (agree | below)
 
 
-def seam_gain(sx: torch.Tensor, sy: torch.Tensor, bins: Sequence[int]) -> torch.Tensor:
-    """STFTs (C, bins, frames) of the input and the generated signal and each channel's cutoff bin -> (C, 1,
-    frames) gains for the generated band above the cutoff (see SEAM_OCTAVES); 1 where a channel keeps no
-    input (cutoff bin 0)."""
-    gain = torch.ones(sx.shape[0], 1, sx.shape[2], dtype=sx.real.dtype)
+def seam_gain(px: torch.Tensor, py: torch.Tensor, bins: Sequence[int]) -> torch.Tensor:
+    """STFT powers (C, bins, frames) of the input and the generated signal and each channel's cutoff bin ->
+    (C, 1, frames) gains for the generated band above the cutoff (see SEAM_OCTAVES); 1 where a channel
+    keeps no input (cutoff bin 0)."""
+    gain = torch.ones(px.shape[0], 1, px.shape[2], dtype=px.dtype)
     for c, b in enumerate(bins):
         lo, hi = (int(b * 2**-octaves) for octaves in SEAM_OCTAVES)
         if not 0 < lo < hi:
             continue
-        both = torch.stack([power(sx[c, lo:hi]), power(sy[c, lo:hi])])  # (2, bins, frames)
+        both = torch.stack([px[c, lo:hi], py[c, lo:hi]])  # (2, bins, frames)
         local = torch.nn.functional.avg_pool1d(both, 2 * SEAM_FRAMES + 1, 1, SEAM_FRAMES, count_include_pad=False)
         excess_db = 10 * torch.log10((local[1] + 1e-20) / (local[0] + 1e-20)).median(dim=0).values
         lower = torch.clamp(excess_db - SEAM_TOLERANCE_DB, min=0.0)
@@ -196,20 +196,22 @@ def merge_bands(
         return torch.stft(v, n_fft, n_fft // 4, window=window, return_complex=True)
 
     sx, sy = stft(xt), stft(yt)  # (C, n_fft // 2 + 1, frames)
+    px, py = power(sx), power(sy)  # each computed once, for every use below
     below = torch.arange(sx.shape[1])[None, :, None] < torch.tensor(list(bins))[:, None, None]
     if floors is None:
         keep = below
     else:
-        keep = agreement(sx, sy, below, torch.tensor(list(floors), dtype=xt.dtype)[:, None, None])
+        keep = agreement(px, py, below, torch.tensor(list(floors), dtype=xt.dtype)[:, None, None])
+    gate = torch.ones(sx.shape[0], 1, sx.shape[2], dtype=xt.dtype)  # (C, 1, frames): 0 where y is not taken
     if silence > 0:
         # Parseval for an rfft: the frame's windowed energy is (|X_0|² + 2·Σ|X_k|² + |X_N/2|²) / N
         weight = torch.full((sx.shape[1], 1), 2.0, dtype=xt.dtype)
         weight[0] = weight[-1] = 1.0
-        energy = (power(sx) * weight).sum(1) / n_fft
-        rms = torch.sqrt(energy / window.pow(2).sum())
-        sy = sy * (rms >= silence)[:, None, :]
-    sy = torch.where(below, sy, sy * seam_gain(sx, sy, bins))
-    merged = torch.where(keep, sx, sy)
+        energy = (px * weight).sum(1) / n_fft
+        gate = (torch.sqrt(energy / window.pow(2).sum()) >= silence).to(xt.dtype)[:, None, :]
+    # y's bins: gated, and above the cutoff scaled by the seam's gain (of the gated y); one real factor each
+    factor = torch.where(below, gate, gate * seam_gain(px, py * gate, bins))
+    merged = torch.where(keep, sx, sy * factor)
     out = torch.istft(merged, n_fft, n_fft // 4, window=window, length=x.shape[-1] + 2 * pad)
     return out[:, pad : pad + x.shape[-1]].numpy()
 

@@ -74,10 +74,15 @@ def continuation(v: np.ndarray, n: int) -> np.ndarray:
 
 
 def extend(x: np.ndarray, n: int) -> np.ndarray:
-    """(C, T) -> (C, n + T + n): each channel continued past both ends by linear prediction."""
-    x64 = np.asarray(x, np.float64)
-    rows = [np.concatenate([continuation(c[::-1], n)[::-1], c, continuation(c, n)]) for c in x64]
-    return np.stack(rows).astype(x.dtype) if rows else np.zeros((0, x.shape[-1] + 2 * n), x.dtype)
+    """(C, T) -> (C, n + T + n): each channel continued past both ends by linear prediction (computed in
+    float64 from the ends alone, stored in x's dtype)."""
+    t = x.shape[-1]
+    out = np.empty((x.shape[0], t + 2 * n), x.dtype)
+    out[:, n : n + t] = x
+    for row, c in zip(out, x, strict=True):
+        row[:n] = continuation(c[::-1], n)[::-1]
+        row[n + t :] = continuation(c, n)
+    return out
 
 
 class Cursor:
