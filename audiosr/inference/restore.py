@@ -150,8 +150,6 @@ class Pipeline:
         device = torch.device(device)
         config, nets = load_networks(Path(path), device)
         bf16 = precision == "bf16" or (precision == "auto" and bf16_native(device))
-        if bf16:
-            bf16_weights(*nets.values())
         return cls(
             config, nets["vae"], nets["unet"], nets["vocoder"], device, bf16, nets["student"] if student else None
         )
@@ -439,18 +437,6 @@ def inference_form(*nets: torch.nn.Module | None) -> None:
         for module in net.modules():
             if isinstance(module, Upsample):
                 module.transposed = True
-
-
-def bf16_weights(*nets: torch.nn.Module | None) -> None:
-    """Store the convolutions' and linear layers' weights and biases in bfloat16, in place: what bf16
-    autocast casts them to on every call, cast once (the same results, without a copy of every weight per
-    batch, about 7 % of a restore's CPU time; the norms keep their float32 parameters). Only for networks
-    that run under autocast from then on."""
-    layers = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.ConvTranspose1d, torch.nn.Linear)
-    for net in nets:
-        for module in net.modules() if net is not None else ():
-            if isinstance(module, layers):
-                module.to(torch.bfloat16)
 
 
 def level_lift(w: np.ndarray, hop: int) -> np.ndarray:
