@@ -104,7 +104,7 @@ class FileResult:
 def bf16_native(device: torch.device) -> bool:
     """Whether bfloat16 autocast is the faster precision on `device`: a GPU that supports it, or a CPU with
     AMX tiles, where it is about twice as fast. A CPU with AVX-512 BF16 but no AMX runs the networks
-    slower in bf16 than in fp32 (measured: 1.2-1.7x, docs/performance.md), so it gets fp32."""
+    slower in bf16 than in fp32 (measured: 1.1-1.7x per network, docs/performance.md), so it gets fp32."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
