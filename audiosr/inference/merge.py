@@ -63,6 +63,9 @@ SEAM_FRAMES = 4
 SEAM_TOLERANCE_DB = 6.5
 SEAM_LIFT_DB = 12.0
 
+# box_mean works in pieces of about this many values (float32: 1 MiB), which stay in a core's cache
+CACHE_ELEMENTS = 1 << 18
+
 
 def cutoff_bin(cutoff_hz: float, n_fft: int) -> int:
     """The rfft bin of an n_fft-point transform at 48 kHz nearest the cutoff: the first one taken from above."""
@@ -106,25 +109,39 @@ class Crossfade:
 
 
 def box_mean(a: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
-    """The mean of `a` over the ±radius neighbours along `dim` that exist (avg_pool's count_include_pad=False),
-    at a cost that does not grow with the radius: running sums within blocks of 2 * radius + 1, so each
-    window is one block's suffix plus the next one's prefix. Every sum has at most 2 * radius + 1 terms and no
-    running total is subtracted from another, so a quiet stretch after a loud one (or digital silence, exactly
-    0) keeps its own level, as a sum over the window does."""
+    """The mean of `a` over the ±radius neighbours along `dim` that exist (avg_pool's count_include_pad=False).
+    Each window's sum is a sum of its own terms only, at most 2 * radius + 1 of them, never a difference of
+    running totals, so a quiet stretch after a loud one (or digital silence, exactly 0) keeps its own level:
+    sums over 1, 2, 4, ... neighbours, each of two of the previous size, and a window's sum from those of the
+    sizes that make up its width (97 = 64 + 32 + 1). Every pass is a plain add of two shifted slices, done
+    in pieces along another axis that stay in the core's cache."""
     if radius == 0:
         return a
-    a = a.movedim(dim, -1)
-    n, w = a.shape[-1], 2 * radius + 1
-    m = -(-(n + 2 * radius) // w)
-    blocks = torch.nn.functional.pad(a, (radius, m * w - n - radius)).reshape(*a.shape[:-1], m, w)
-    prefix = blocks.cumsum(-1).flatten(-2)
-    suffix = blocks.flip(-1).cumsum(-1).flip(-1).flatten(-2)
-    # the window of output j covers padded samples [j, j + w - 1]: a whole block where j starts one
-    starts = torch.arange(n) % w == 0
-    total = suffix[..., :n] + torch.where(starts, 0.0, prefix[..., w - 1 : w - 1 + n])
+    dim = dim % a.dim()
+    n, w = a.shape[dim], 2 * radius + 1
     j = torch.arange(n)
     count = torch.clamp(j + radius, max=n - 1) - torch.clamp(j - radius, min=0) + 1
-    return (total / count.to(total.dtype)).movedim(-1, dim)
+    shape = [1] * a.dim()
+    shape[dim] = n
+    inverse = (1.0 / count.to(torch.float64)).to(a.dtype).reshape(shape)
+    other = max(d for d in range(a.dim()) if d != dim)
+    step = max(1, CACHE_ELEMENTS * a.shape[other] // max(1, a.numel()))
+    out = torch.empty_like(a)
+    for lo in range(0, a.shape[other], step):
+        piece = a.narrow(other, lo, min(step, a.shape[other] - lo))
+        s = torch.nn.functional.pad(piece, (0, 0) * (a.dim() - 1 - dim) + (radius, radius))  # sums over 1
+        total, width, offset = None, 1, 0
+        while True:
+            if w & width:
+                part = s.narrow(dim, offset, n)
+                total = part.clone() if total is None else total.add_(part)
+                offset += width
+            if 2 * width > w:
+                break
+            s = s.narrow(dim, 0, s.shape[dim] - width) + s.narrow(dim, width, s.shape[dim] - width)
+            width *= 2
+        torch.mul(total, inverse, out=out.narrow(other, lo, piece.shape[other]))
+    return out
 
 
 def power(s: torch.Tensor) -> torch.Tensor:
@@ -132,34 +149,42 @@ def power(s: torch.Tensor) -> torch.Tensor:
     return s.real.square() + s.imag.square()
 
 
-def agreement(px: torch.Tensor, py: torch.Tensor, below: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
-    """STFT powers (C, bins, frames) of the input and the generated signal, (C, bins, 1) True under each
+def agreement(p: torch.Tensor, below: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
+    """STFT powers (2, C, bins, frames) of the input and the generated signal, (C, bins, 1) True under each
     channel's band cutoff and (C, 1, 1) its noise floor (power of a bin) -> (C, bins, frames) bool, the
     input's bins to keep: under the cutoff unless its local power is more than AGREE_DB[1] above the
     generated one's; above it where it lies within AGREE_DB of it and FLOOR_MARGIN_DB above the floor
-    (see AGREE_DB). The levels are compared as power ratios against the thresholds' (no logarithms)."""
+    (see AGREE_DB). The levels are compared as power ratios against the thresholds' (no logarithms); the
+    tests of agreement run only from the lowest cutoff up, where some channel uses them."""
     lo, hi = (10 ** (db / 10) for db in AGREE_DB)
-    over_time = [box_mean(p, SMOOTH_FRAMES, -1) for p in (px, py)]
+    over_time = box_mean(p, SMOOTH_FRAMES, -1)
     # across the band, the average over neighbouring bins; above the cutoff each bin must agree on its
     # own too, so that a brick-wall edge is not blurred into the kept band. 1e-20: bins empty in both agree.
-    wx, wy = (box_mean(p, SMOOTH_BINS, -2) + 1e-20 for p in over_time)
-    ox, oy = (p + 1e-20 for p in over_time)
-    agree = (wx >= lo * wy) & (ox >= lo * oy) & (ox <= hi * oy)
-    # not the input's noise alone, unless that is a clean file's and the generated one has even less
-    agree &= (over_time[0] >= floor * 10 ** (FLOOR_MARGIN_DB / 10)) | ((floor <= QUIET_FLOOR) & (ox >= oy))
-    return (wx <= hi * wy) & (agree | below)
+    wx, wy = box_mean(over_time, SMOOTH_BINS, -2).add_(1e-20)
+    keep = wx <= hi * wy
+    first = int(below.sum(1).min())
+    if first < p.shape[2]:
+        top = slice(first, None)
+        ox, oy = (o[:, top] + 1e-20 for o in over_time)
+        agree = (wx[:, top] >= lo * wy[:, top]) & (ox >= lo * oy) & (ox <= hi * oy)
+        # not the input's noise alone, unless that is a clean file's and the generated one has even less
+        agree &= (over_time[0, :, top] >= floor * 10 ** (FLOOR_MARGIN_DB / 10)) | ((floor <= QUIET_FLOOR) & (ox >= oy))
+        keep[:, top] &= agree | below[:, top]
+    return keep
 
 
-def seam_gain(px: torch.Tensor, py: torch.Tensor, bins: Sequence[int]) -> torch.Tensor:
+def seam_gain(
+    px: torch.Tensor, py: torch.Tensor, bins: Sequence[int], gate: torch.Tensor | None = None
+) -> torch.Tensor:
     """STFT powers (C, bins, frames) of the input and the generated signal and each channel's cutoff bin ->
     (C, 1, frames) gains for the generated band above the cutoff (see SEAM_OCTAVES); 1 where a channel
-    keeps no input (cutoff bin 0)."""
+    keeps no input (cutoff bin 0). `gate` (C, 1, frames), if given, scales the generated signal first."""
     gain = torch.ones(px.shape[0], 1, px.shape[2], dtype=px.dtype)
     for c, b in enumerate(bins):
         lo, hi = (int(b * 2**-octaves) for octaves in SEAM_OCTAVES)
         if not 0 < lo < hi:
             continue
-        both = torch.stack([px[c, lo:hi], py[c, lo:hi]])  # (2, bins, frames)
+        both = torch.stack([px[c, lo:hi], py[c, lo:hi] if gate is None else py[c, lo:hi] * gate[c]])
         local = torch.nn.functional.avg_pool1d(both, 2 * SEAM_FRAMES + 1, 1, SEAM_FRAMES, count_include_pad=False)
         excess_db = 10 * torch.log10((local[1] + 1e-20) / (local[0] + 1e-20)).median(dim=0).values
         lower = torch.clamp(excess_db - SEAM_TOLERANCE_DB, min=0.0)
@@ -192,26 +217,24 @@ def merge_bands(
     xt, yt = torch.from_numpy(extend(x, pad)), torch.from_numpy(extend(y, pad))
     window = torch.hann_window(n_fft, dtype=xt.dtype)
 
-    def stft(v: torch.Tensor) -> torch.Tensor:
-        return torch.stft(v, n_fft, n_fft // 4, window=window, return_complex=True)
-
-    sx, sy = stft(xt), stft(yt)  # (C, n_fft // 2 + 1, frames)
-    px, py = power(sx), power(sy)  # each computed once, for every use below
+    sx, sy = (torch.stft(v, n_fft, n_fft // 4, window=window, return_complex=True) for v in (xt, yt))
+    p = torch.stack([power(sx), power(sy)])  # (2, C, n_fft // 2 + 1, frames), computed once for every use below
+    px, py = p
     below = torch.arange(sx.shape[1])[None, :, None] < torch.tensor(list(bins))[:, None, None]
     if floors is None:
         keep = below
     else:
-        keep = agreement(px, py, below, torch.tensor(list(floors), dtype=xt.dtype)[:, None, None])
+        keep = agreement(p, below, torch.tensor(list(floors), dtype=xt.dtype)[:, None, None])
     gate = torch.ones(sx.shape[0], 1, sx.shape[2], dtype=xt.dtype)  # (C, 1, frames): 0 where y is not taken
     if silence > 0:
         # Parseval for an rfft: the frame's windowed energy is (|X_0|² + 2·Σ|X_k|² + |X_N/2|²) / N
-        weight = torch.full((sx.shape[1], 1), 2.0, dtype=xt.dtype)
+        weight = torch.full((sx.shape[1],), 2.0, dtype=xt.dtype)
         weight[0] = weight[-1] = 1.0
-        energy = (px * weight).sum(1) / n_fft
+        energy = torch.einsum("cbf,b->cf", px, weight) / n_fft
         gate = (torch.sqrt(energy / window.pow(2).sum()) >= silence).to(xt.dtype)[:, None, :]
     # y's bins: gated, and above the cutoff scaled by the seam's gain (of the gated y); one real factor each
-    factor = torch.where(below, gate, gate * seam_gain(px, py * gate, bins))
-    merged = torch.where(keep, sx, sy * factor)
+    factor = torch.where(below, gate, gate * seam_gain(px, py, bins, gate))
+    merged = torch.where(keep, sx, sy.mul_(factor))
     out = torch.istft(merged, n_fft, n_fft // 4, window=window, length=x.shape[-1] + 2 * pad)
     return out[:, pad : pad + x.shape[-1]].numpy()
 

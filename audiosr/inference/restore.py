@@ -439,9 +439,10 @@ def inference_form(*nets: torch.nn.Module | None) -> None:
                 module.transposed = True
 
 
-def level_lift(w: np.ndarray, hop: int) -> np.ndarray:
+def level_lift(w: np.ndarray, hop: int) -> np.ndarray | float:
     """w: (samples,) -> (samples,) gains >= 1 that lift the frames (of `hop` samples) more than LIFT_BELOW_DB
-    under the window's loudest to that level, by at most MAX_LIFT_DB, interpolated between frame centres."""
+    under the window's loudest to that level, by at most MAX_LIFT_DB, interpolated between frame centres;
+    1.0 where no frame is that quiet (most windows of music)."""
     n = len(w)
     frames = -(-n // hop)
     padded = np.zeros(frames * hop, np.float64)
@@ -450,6 +451,8 @@ def level_lift(w: np.ndarray, hop: int) -> np.ndarray:
     held = np.lib.stride_tricks.sliding_window_view(np.pad(rms, LIFT_HOLD), 2 * LIFT_HOLD + 1).max(axis=1)
     level_db = 20 * np.log10(np.maximum(held, 1e-30) / max(held.max(), 1e-30))
     lift_db = np.clip(-LIFT_BELOW_DB - level_db, 0.0, MAX_LIFT_DB)
+    if not lift_db.any():
+        return 1.0
     centres = (np.arange(frames) + 0.5) * hop
     return np.interp(np.arange(n), centres, 10 ** (lift_db / 20)).astype(np.float32)
 
