@@ -295,6 +295,13 @@ def upsample(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the diffusion noise.")] = 0,
+    batch: Annotated[
+        int,
+        typer.Option(
+            help="Windows (5.12 s of one channel) through the networks at once: more is faster on a GPU, and on a "
+            "CPU a little faster for more memory; the result is the same."
+        ),
+    ] = 4,
     device: Annotated[str | None, typer.Option(help="cpu or cuda. Default: cuda when available.")] = None,
     precision: Annotated[
         str, typer.Option(help="fp32, bf16, or auto: bf16 on a GPU or a CPU with AMX (twice as fast there), else fp32.")
@@ -325,6 +332,8 @@ def upsample(
         _fail(f"--output-rate: {output_rate} is not one of {', '.join(map(str, OUTPUT_RATES))}")
     if steps is not None and steps < 1:
         _fail(f"--steps: must be at least 1, got {steps}")
+    if batch < 1:
+        _fail(f"--batch: must be at least 1, got {batch}")
     if guidance is not None and (not math.isfinite(guidance) or guidance < 1):
         _fail(f"--guidance: must be a number of at least 1 (1: no guidance), got {guidance:g}")
     if device not in (None, "cpu", "cuda"):
@@ -375,6 +384,7 @@ def upsample(
                             output_rate,
                             copy_full_band=not force,
                             sampler=sampler,
+                            batch=batch,
                             progress=lambda d, n, t=task: progress.update(t, completed=d, total=n),
                             spectrogram=spec,
                         )

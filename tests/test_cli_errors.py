@@ -180,6 +180,22 @@ def test_a_guidance_that_is_not_a_scale_is_refused(tmp_path, model_dir, value) -
     assert not (tmp_path / "a_48k.wav").exists()
 
 
+def test_batch_is_checked_and_does_not_change_the_file(tmp_path, model_dir) -> None:
+    """`--batch 0` is refused in one line; one window at a time writes the file the default batch writes."""
+    src = write(tmp_path / "a.wav", np.stack([music(60_000), music(60_000, seed=2)]), 44_100)
+    r = run("upsample", src, "--model", model_dir, "--batch", "0")
+    lines = error_lines(r)
+    assert r.exit_code == 1 and len(lines) == 1 and "--batch" in lines[0], r.output
+    assert not (tmp_path / "a_48k.wav").exists()
+    outs = []
+    for batch, name in (("4", "b4.wav"), ("1", "b1.wav")):
+        r = run("upsample", src, "--model", model_dir, *STEPS, "--batch", batch, "-o", tmp_path / name, "-q")
+        assert r.exit_code == 0, r.output
+        outs.append(sf.read(tmp_path / name)[0])
+    assert outs[0].shape == (round(60_000 * 48_000 / 44_100), 2)
+    np.testing.assert_allclose(outs[1], outs[0], atol=1e-4)
+
+
 def test_non_finite_samples_are_never_written(tmp_path) -> None:
     """A NaN from the model (a broken weight, an overflow) is an error naming the output; nothing is left."""
     good = np.zeros((1, 1000), np.float32)
