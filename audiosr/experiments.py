@@ -20,6 +20,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -102,7 +103,14 @@ def run_experiments(experiments: dict[str, list[str]], jobs: int) -> None:
         cmd = ["dvc", "exp", "run", "--queue", "-n", name]
         subprocess.run(cmd + [a for o in overrides for a in ("-S", o)], check=True, capture_output=True)
     env = {**os.environ, "AUDIOSR_WORKERS": str(max(1, workers() // jobs))}
-    subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], check=True, env=env, capture_output=True)
+    # The workers `dvc queue start` leaves behind inherit its stdout and stderr. Were they pipes, reading
+    # them would wait for as long as a worker lives, and a worker can outlive the queue (DVC's stops itself
+    # when the queue empties, but has hung doing so): its output goes to a file, and the queue is watched.
+    with tempfile.TemporaryFile("w+") as log:
+        started = subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], env=env, stdout=log, stderr=log)
+        if started.returncode:
+            log.seek(0)
+            raise SystemExit(f"ablations: `dvc queue start` failed:\n{log.read()[-3000:]}")
     wait_for_queue(list(experiments))
 
 

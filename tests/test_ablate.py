@@ -123,3 +123,35 @@ def test_protocol_tells_experiments_evaluated_by_other_code_or_params() -> None:
     assert changed(lambda s: dep(s, "models/pipeline").update(md5="0" * 32 + ".dir")) == base
     assert changed(lambda s: dep(s, "audiosr/inference").update(md5="1" * 32 + ".dir")) != base
     assert changed(lambda s: s["params"]["params.yaml"]["eval"].update(steps=20)) != base
+
+
+def test_the_queue_is_watched_not_the_workers_output(tmp_path, monkeypatch) -> None:
+    """A worker that `dvc queue start` leaves running holds its stdout and stderr (DVC's can hang on its way
+    out after the queue has emptied): the ablations still return once the queue says every experiment is
+    done, and a failed start is one clear error."""
+    import os
+    import signal
+    import time
+
+    fake = tmp_path / "dvc"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1 $2" = "queue start" ]; then\n'
+        '  [ -n "$FAIL" ] && { echo "no broker" >&2; exit 1; }\n'
+        '  sleep 300 & echo $! >> "$0.pids"\n'  # a worker: inherits stdout and stderr, outlives this command
+        "  exit 0\n"
+        "fi\n"
+        'if [ "$1 $2" = "queue status" ]; then\n'
+        '  printf "Task Name Created Status\\nabc one 11:14 AM Success\\n"\n'
+        "fi\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    start = time.monotonic()
+    experiments.run_experiments({"one": []}, jobs=1)
+    assert time.monotonic() - start < 60
+    monkeypatch.setenv("FAIL", "1")
+    with pytest.raises(SystemExit, match="(?s)dvc queue start.*no broker"):
+        experiments.run_experiments({"one": []}, jobs=1)
+    for pid in (tmp_path / "dvc.pids").read_text().split():
+        os.kill(int(pid), signal.SIGTERM)
