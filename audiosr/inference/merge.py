@@ -173,18 +173,16 @@ def agreement(p: torch.Tensor, below: torch.Tensor, floor: torch.Tensor) -> torc
     return keep
 
 
-def seam_gain(
-    px: torch.Tensor, py: torch.Tensor, bins: Sequence[int], gate: torch.Tensor | None = None
-) -> torch.Tensor:
-    """STFT powers (C, bins, frames) of the input and the generated signal and each channel's cutoff bin ->
-    (C, 1, frames) gains for the generated band above the cutoff (see SEAM_OCTAVES); 1 where a channel
-    keeps no input (cutoff bin 0). `gate` (C, 1, frames), if given, scales the generated signal first."""
+def seam_gain(px: torch.Tensor, py: torch.Tensor, bins: Sequence[int], gate: torch.Tensor) -> torch.Tensor:
+    """STFT powers (C, bins, frames) of the input and the generated signal, each channel's cutoff bin and the
+    gate (C, 1, frames) that scales the generated signal -> (C, 1, frames) gains for the generated band
+    above the cutoff (see SEAM_OCTAVES); 1 where a channel keeps no input (cutoff bin 0)."""
     gain = torch.ones(px.shape[0], 1, px.shape[2], dtype=px.dtype)
     for c, b in enumerate(bins):
         lo, hi = (int(b * 2**-octaves) for octaves in SEAM_OCTAVES)
         if not 0 < lo < hi:
             continue
-        both = torch.stack([px[c, lo:hi], py[c, lo:hi] if gate is None else py[c, lo:hi] * gate[c]])
+        both = torch.stack([px[c, lo:hi], py[c, lo:hi] * gate[c]])  # (2, bins, frames), the gated y
         local = torch.nn.functional.avg_pool1d(both, 2 * SEAM_FRAMES + 1, 1, SEAM_FRAMES, count_include_pad=False)
         excess_db = 10 * torch.log10((local[1] + 1e-20) / (local[0] + 1e-20)).median(dim=0).values
         lower = torch.clamp(excess_db - SEAM_TOLERANCE_DB, min=0.0)
