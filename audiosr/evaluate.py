@@ -105,10 +105,16 @@ def degraded_input(
     return from_int16(to_int16(deg.apply(clean, SAMPLE_RATE, d, rng)))
 
 
-def score(target: np.ndarray, estimate: np.ndarray, cutoff_hz: float, perceptual: bool) -> dict[str, float]:
-    out = metrics.lsd_split(target, estimate, cutoff_hz)
+def score(
+    target: np.ndarray, estimate: np.ndarray, cutoff_hz: float, perceptual: bool, target_mag: np.ndarray | None = None
+) -> dict[str, float]:
+    """Every metric of one estimate; `target_mag`: the target's `metrics.spectrum`, when several estimates
+    are scored against one target (computed here otherwise)."""
+    tm = metrics.spectrum(target) if target_mag is None else target_mag
+    em = metrics.spectrum(estimate)
+    out = metrics.lsd_split_from_spectra(tm, em, cutoff_hz)
     out["si_sdr"] = metrics.si_sdr(target, estimate)
-    levels = metrics.band_level_error(target, estimate, cutoff_hz)
+    levels = metrics.band_level_error_from_spectra(tm, em, cutoff_hz)
     out.update({f"level_oct{i + 1}": v for i, v in enumerate(levels[:OCTAVES])})
     if perceptual:
         out["visqol"] = metrics.visqol(target, estimate)
@@ -171,12 +177,12 @@ def _condition(job: tuple) -> tuple[list[dict], dict, dict[str, float]]:
         y = p.upsample(x, SAMPLE_RATE, steps=n, guidance=cfg.guidance, seed=cfg.seed, cutoff_hz=0).wave[0]
         rtf[system] = (time.perf_counter() - start) / (len(x) / SAMPLE_RATE)
         outs[system], outs[GENERATED[system]] = y, replace_low_band(x, y)
-    rows = []
+    rows, spec = [], metrics.spectrum(clean)  # the clean clip's spectrum, shared by every system's scores
     for system in (s for s in SYSTEMS if s in outs):
         if system in refs:  # the perceptual scores of a reference do not depend on the condition
-            scores = {**score(clean, outs[system], cond.cutoff_hz, False), **refs[system][1]}
+            scores = {**score(clean, outs[system], cond.cutoff_hz, False, spec), **refs[system][1]}
         else:
-            scores = score(clean, outs[system], cond.cutoff_hz, cfg.perceptual and not real)
+            scores = score(clean, outs[system], cond.cutoff_hz, cfg.perceptual and not real, spec)
         rows.append(
             {
                 "set": SETS[real],

@@ -105,6 +105,21 @@ def lsd(
     return _lsd_from_mags(tm, em, mask)
 
 
+def spectrum(wave: np.ndarray, sr: int = 48_000) -> np.ndarray:
+    """The LSD's magnitude spectrogram of a 1-D waveform at ``sr`` Hz (frames, bins; see ``lsd``), what
+    ``lsd_split_from_spectra`` and ``band_level_error_from_spectra`` take: a target's is computed once and
+    shared by every estimate scored against it (the kit's n_fft of 2229 makes each transform slow)."""
+    x = np.asarray(wave, dtype=np.float64)
+    if x.ndim != 1 or x.size == 0:
+        raise ValueError(f"expected a non-empty 1-D waveform (samples,), got shape {x.shape}")
+    return _stft_mag(x, *lsd_stft_params(sr))
+
+
+def _check_spectra(target_mag: np.ndarray, est_mag: np.ndarray) -> None:
+    if target_mag.shape != est_mag.shape:
+        raise ValueError(f"target and estimate spectra differ in shape: {target_mag.shape} vs {est_mag.shape}")
+
+
 def lsd_split(target: np.ndarray, estimate: np.ndarray, cutoff_hz: float, sr: int = 48_000) -> dict[str, float]:
     """LSD over all bins, above the cutoff (``lsd_hf``: f >= cutoff_hz) and below it (``lsd_lf``: f < cutoff_hz).
 
@@ -112,13 +127,17 @@ def lsd_split(target: np.ndarray, estimate: np.ndarray, cutoff_hz: float, sr: in
     Each value is the kit's LSD (see ``lsd``) restricted to those bins; the full LSD is not an average of the two.
     """
     t, e = _pair(target, estimate)
-    n_fft, hop = lsd_stft_params(sr)
-    tm, em = _stft_mag(t, n_fft, hop), _stft_mag(e, n_fft, hop)
-    n_bins = tm.shape[1]
+    return lsd_split_from_spectra(spectrum(t, sr), spectrum(e, sr), cutoff_hz, sr)
+
+
+def lsd_split_from_spectra(target_mag: np.ndarray, est_mag: np.ndarray, cutoff_hz: float, sr: int = 48_000) -> dict:
+    """``lsd_split`` of two ``spectrum`` results."""
+    _check_spectra(target_mag, est_mag)
+    n_fft, n_bins = lsd_stft_params(sr)[0], target_mag.shape[1]
     return {
-        "lsd": _lsd_from_mags(tm, em),
-        "lsd_hf": _lsd_from_mags(tm, em, _bin_mask(n_bins, n_fft, sr, cutoff_hz, None)),
-        "lsd_lf": _lsd_from_mags(tm, em, _bin_mask(n_bins, n_fft, sr, None, cutoff_hz)),
+        "lsd": _lsd_from_mags(target_mag, est_mag),
+        "lsd_hf": _lsd_from_mags(target_mag, est_mag, _bin_mask(n_bins, n_fft, sr, cutoff_hz, None)),
+        "lsd_lf": _lsd_from_mags(target_mag, est_mag, _bin_mask(n_bins, n_fft, sr, None, cutoff_hz)),
     }
 
 
@@ -140,8 +159,16 @@ def band_level_error(
     Positive: too bright; negative: too dull. NaN for a band where the target has less than ``floor_db``
     of its total energy (nothing to restore there)."""
     t, e = _pair(target, estimate)
-    n_fft, hop = lsd_stft_params(sr)
-    tp, ep = _stft_mag(t, n_fft, hop).astype(np.float64) ** 2, _stft_mag(e, n_fft, hop).astype(np.float64) ** 2
+    return band_level_error_from_spectra(spectrum(t, sr), spectrum(e, sr), cutoff_hz, sr, floor_db)
+
+
+def band_level_error_from_spectra(
+    target_mag: np.ndarray, est_mag: np.ndarray, cutoff_hz: float, sr: int = 48_000, floor_db: float = -90.0
+) -> list[float]:
+    """``band_level_error`` of two ``spectrum`` results."""
+    _check_spectra(target_mag, est_mag)
+    n_fft = lsd_stft_params(sr)[0]
+    tp, ep = target_mag.astype(np.float64) ** 2, est_mag.astype(np.float64) ** 2
     total, out = tp.sum(), []
     for lo, hi in octaves(cutoff_hz, sr):
         mask = _bin_mask(tp.shape[1], n_fft, sr, lo, hi)

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from audiosr import metrics
 from audiosr.data.store import SegmentSet
-from audiosr.evaluate import Condition, degraded_input, grid, pick_clips
+from audiosr.evaluate import Condition, degraded_input, grid, pick_clips, score
 from audiosr.stats import ITEM
 from audiosr.train.checkpoint import load_model, save_model
 from tests.conftest import ROOT, copy_project, run_stage, stage, tiny_params
@@ -38,6 +39,24 @@ def test_inputs_are_fixed_and_quantised(project) -> None:
 
 
 @pytest.mark.slow
+def test_a_shared_target_spectrum_gives_the_same_scores() -> None:
+    # the evaluation computes the clean clip's spectrum once for all its systems: the scores must be the
+    # ones each system gets on its own, bit for bit, and an estimate of another length is refused
+    rng = np.random.default_rng(0)
+    t = np.arange(48_000 * 2) / 48_000
+    clean = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+    cond = Condition(4000.0, "chebyshev", "none")
+    lowpassed = degraded_input(clean, cond, EVAL, seed=0)
+    bright = (lowpassed + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+    spec = metrics.spectrum(clean)
+    for estimate in (lowpassed, bright):
+        alone = score(clean, estimate, cond.cutoff_hz, False)
+        assert score(clean, estimate, cond.cutoff_hz, False, spec) == alone
+    assert alone["lsd_hf"] < score(clean, lowpassed, cond.cutoff_hz, False, spec)["lsd_hf"]  # noise beats nothing
+    with pytest.raises(ValueError, match="differ in shape"):
+        score(clean[:-4800], bright[:-4800], cond.cutoff_hz, False, spec)
+
+
 def test_evaluate_stage(project, tmp_path) -> None:
     wd, env = copy_project(project, tmp_path)
     out = run_stage(stage("evaluate"), wd, env).stdout
