@@ -38,8 +38,11 @@ debian-packages:
 run: $(STAMP) debian-packages
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
+# the tests in TEST_WORKERS processes (pytest-xdist), each test file in one of them (its fixtures built once):
+# most of the suite's time is single-threaded (starting Python, DVC, MLflow), so two cores run two files
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 LINTED := audiosr stages tests benchmarks studies .ci
 lint: $(STAMP)

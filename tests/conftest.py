@@ -22,6 +22,16 @@ from audiosr.data.segments import degrade_split, segment_split
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# The longest test files, started first: under `make test`'s two workers (pytest-xdist, a file to a worker)
+# the other files then fill the second worker while these run, instead of both waiting on these at the end.
+LONGEST_FIRST = ("test_pipeline.py", "test_full_profile.py")
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order
+
+
 def tiny_params() -> dict:
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     p["data"]["source"] = "synthetic"  # the fast built-in source: no SoundFont needed
