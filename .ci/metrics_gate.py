@@ -130,9 +130,11 @@ def flips(base_items: str | None, path: str, system: str) -> tuple[int, int] | N
         worse_than(t, system, "unprocessed", "lsd") if system in set(t["system"]) else None
         for t in (pd.read_csv(io.StringIO(base_items)), pd.read_csv(path))
     )
-    if was is None or now is None or not was.sort_index().index.equals(now.sort_index().index):
+    if was is None or now is None:
         return None
     was, now = was.sort_index(), now.sort_index()
+    if not was.index.equals(now.index):
+        return None
     return int((now & ~was).sum()), int((was & ~now).sum())
 
 

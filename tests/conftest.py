@@ -22,8 +22,8 @@ from audiosr.data.segments import degrade_split, segment_split
 ROOT = Path(__file__).resolve().parents[1]
 
 
-# The longest test files, started first: under `make test`'s two workers (pytest-xdist, a file to a worker)
-# the other files then fill the second worker while these run, instead of both waiting on these at the end.
+# The longest test files, collected first: under `make test`'s two workers (pytest-xdist, a file to a worker)
+# they start early and the other files fill the other worker, instead of both waiting on them at the end.
 LONGEST_FIRST = ("test_pipeline.py", "test_full_profile.py")
 
 
