@@ -287,6 +287,31 @@ def test_batch_size_does_not_change_the_result(pipe) -> None:
     assert not np.allclose(a, pipe.upsample(x, SAMPLE_RATE, steps=2, seed=6).wave, atol=1e-7)
 
 
+def test_a_short_file_is_resampled_once_and_restored_the_same(tmp_path, pipe, monkeypatch) -> None:
+    """A file of up to KEEP_SECONDS is decoded and resampled once (its analysis pass kept in memory); a
+    longer one is read again. Both write the same samples."""
+    from audiosr.inference import restore
+
+    src = write(tmp_path / "a.wav", np.stack([music(3 * 44_100), music(3 * 44_100, seed=2)]), 44_100)
+    reads = []
+
+    def counted(path):
+        reads.append(path)
+        return stream_file_blocks(path)
+
+    stream_file_blocks = restore.file_blocks
+    monkeypatch.setattr(restore, "file_blocks", counted)
+    outs = []
+    for keep, name in ((restore.KEEP_SECONDS, "kept.wav"), (2, "read_twice.wav")):
+        monkeypatch.setattr(restore, "KEEP_SECONDS", keep)
+        reads.clear()
+        pipe.upsample_file(src, tmp_path / name, steps=2, copy_full_band=False)
+        outs.append((len(reads), sf.read(tmp_path / name)[0]))
+    assert [n for n, _ in outs] == [1, 2]
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+    assert outs[0][1].shape == (3 * 48_000, 2)
+
+
 def test_bf16_is_close_to_fp32(model_dir, pipe) -> None:
     x = music(40_000)
     full = pipe.upsample(x, SAMPLE_RATE, steps=2, cutoff_hz=0).wave

@@ -6,7 +6,8 @@ restored (mel -> VAE latent -> diffusion sampling, by default the teacher's sing
 one-step student where it is loaded -> VAE decoder -> vocoder) in batches, and scaled back, so the output
 keeps the input's loudness; quiet frames are lifted before the model and lowered after it (`level_lift`).
 The windows are joined and the input's own low band kept (`audiosr.inference.merge`). A file is read
-twice (once to measure its length, peaks and cutoff, once to restore it) and written as it is made. The
+twice (once to measure its length, peaks and cutoff, once to restore it; a file of up to KEEP_SECONDS
+is resampled once, its first pass kept) and written as it is made. The
 evaluation stage and the `audiosr upsample` command both run this code: one code path.
 """
 
@@ -31,6 +32,7 @@ from audiosr.inference.stream import (
     BLOCK,
     ClipCounter,
     Cursor,
+    Kept,
     continuation,
     exact,
     file_blocks,
@@ -56,6 +58,9 @@ OUTPUT_RATES = (48_000, 44_100)
 LIFT_BELOW_DB = 30.0
 MAX_LIFT_DB = 60.0
 LIFT_HOLD = 5
+# a file of at most this many seconds is resampled once: the restore reads the analysis pass's 48 kHz blocks
+# (11 MB for a minute of stereo), a longer one is read and resampled again, so memory stays bounded
+KEEP_SECONDS = 60
 PROGRESS = Callable[[int, int], None]
 
 
@@ -243,9 +248,11 @@ class Pipeline:
         def blocks() -> Iterator[np.ndarray]:
             return (x[:, i : i + BLOCK] for i in range(0, x.shape[1], BLOCK))
 
-        info = analyse(resampled(blocks(), sr, SAMPLE_RATE, len(x)), len(x))
+        kept = Kept(KEEP_SECONDS * SAMPLE_RATE)
+        info = analyse(kept.tee(resampled(blocks(), sr, SAMPLE_RATE, len(x))), len(x))
+        x48 = kept.blocks if kept.blocks is not None else resampled(blocks(), sr, SAMPLE_RATE, len(x))
         sampling = Sampling(steps, guidance, sampler, seed, batch, overlap)
-        y48, cutoffs = self._restore(resampled(blocks(), sr, SAMPLE_RATE, len(x)), info, cutoff_hz, sampling, progress)
+        y48, cutoffs = self._restore(x48, info, cutoff_hz, sampling, progress)
         out = at_rate(y48, output_rate, x.shape[1], sr, len(x))
         return Result(np.concatenate(list(out), axis=1), output_rate, cutoffs)
 
@@ -278,10 +285,11 @@ class Pipeline:
         start = time.perf_counter()
         sr, channels, frames = probe_file(src)
         clips = ClipCounter()
-        info = analyse(resampled(clips.tee(file_blocks(src)), sr, SAMPLE_RATE, channels), channels)
+        kept = Kept(KEEP_SECONDS * SAMPLE_RATE)
+        info = analyse(kept.tee(resampled(clips.tee(file_blocks(src)), sr, SAMPLE_RATE, channels)), channels)
         heard = [c for c, p in zip(info.cutoff_hz, info.peak, strict=True) if p >= SILENCE]
         copied = copy_full_band and sr >= SAMPLE_RATE and bool(heard) and min(heard) >= self.full_band_hz
-        x48 = resampled(file_blocks(src), sr, SAMPLE_RATE, channels)
+        x48 = kept.blocks if kept.blocks is not None else resampled(file_blocks(src), sr, SAMPLE_RATE, channels)
         if spectrogram is not None:
             spectrogram.start(info.samples)
             x48 = spectrogram.tee(x48, "input")

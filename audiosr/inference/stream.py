@@ -187,6 +187,26 @@ def resampled(blocks: Iterable[np.ndarray], sr_in: int, sr_out: int, channels: i
     yield out[:, : max(0, total - before)]
 
 
+class Kept:
+    """A stream of (C, k) blocks passed through `tee`, its blocks kept while they hold at most `limit`
+    samples per channel: a short file's restore reads its first pass's 48 kHz blocks from memory instead of
+    decoding and resampling the file again (the same samples), a long one's keeps nothing."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.blocks: list[np.ndarray] | None = []
+        self.samples = 0
+
+    def tee(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        for block in blocks:
+            self.samples += block.shape[1]
+            if self.samples > self.limit:
+                self.blocks = None
+            elif self.blocks is not None:
+                self.blocks.append(block)
+            yield block
+
+
 def exact(blocks: Iterable[np.ndarray], n: int, channels: int) -> Iterator[np.ndarray]:
     """Cut or zero-pad a stream to exactly n samples (a resampler may give one more or one less)."""
     done = 0
