@@ -293,13 +293,12 @@ def test_a_short_file_is_resampled_once_and_restored_the_same(tmp_path, pipe, mo
     from audiosr.inference import restore
 
     src = write(tmp_path / "a.wav", np.stack([music(3 * 44_100), music(3 * 44_100, seed=2)]), 44_100)
-    reads = []
+    reads, read = [], restore.file_blocks
 
     def counted(path):
         reads.append(path)
-        return stream_file_blocks(path)
+        return read(path)
 
-    stream_file_blocks = restore.file_blocks
     monkeypatch.setattr(restore, "file_blocks", counted)
     outs = []
     for keep, name in ((restore.KEEP_SECONDS, "kept.wav"), (2, "read_twice.wav")):

@@ -5,9 +5,9 @@ segment length that overlap by `overlap` seconds. Each window is scaled to the t
 restored (mel -> VAE latent -> diffusion sampling, by default the teacher's single unguided step, or the
 one-step student where it is loaded -> VAE decoder -> vocoder) in batches, and scaled back, so the output
 keeps the input's loudness; quiet frames are lifted before the model and lowered after it (`level_lift`).
-The windows are joined and the input's own low band kept (`audiosr.inference.merge`). A file is read
-twice (once to measure its length, peaks and cutoff, once to restore it; a file of up to KEEP_SECONDS
-is resampled once, its first pass kept) and written as it is made. The
+The windows are joined and the input's own low band kept (`audiosr.inference.merge`). A file longer than
+KEEP_SECONDS is read twice (once to measure its length, peaks and cutoff, once to restore it), a shorter
+one restored from the first pass's blocks, kept in memory; the output is written as it is made. The
 evaluation stage and the `audiosr upsample` command both run this code: one code path.
 """
 
