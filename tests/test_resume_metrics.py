@@ -13,6 +13,7 @@ from audiosr import results
 from audiosr.config import Params
 from audiosr.data.segments import segment_split
 from audiosr.train import loop, runner
+from audiosr.train.checkpoint import code_fingerprint
 from audiosr.train.vae import VAETask
 from tests.conftest import tiny_params, tone_tracks
 
@@ -108,3 +109,24 @@ def test_an_uninterrupted_training_is_one_invocation(workdir) -> None:
     summary = runner.clean_data_stage("vae", VAETask, p)
     assert summary["steps"] == STEPS and summary["invocations"] == 1 and summary["resumes"] == 0
     assert summary["seconds"] > 0 and summary["samples"] == STEPS * BATCH
+
+
+@pytest.mark.slow
+def test_a_change_to_the_code_trains_again_from_step_0(workdir, monkeypatch, capsys) -> None:
+    """DVC runs a training stage again when the package's code changes; the finished checkpoint of the last
+    run must then not be resumed (it would export the old weights), while the same code resumes it."""
+    wd, p = workdir
+    package = wd / "package"
+    (package / "train").mkdir(parents=True)
+    (package / "train" / "losses.py").write_text("WEIGHT = 1.0\n")
+    monkeypatch.setattr(runner, "code_fingerprint", lambda: code_fingerprint(package))
+    first = runner.clean_data_stage("vae", VAETask, p)
+    capsys.readouterr()
+    same = runner.clean_data_stage("vae", VAETask, p)
+    assert f"resuming from step {STEPS}" in capsys.readouterr().out
+    assert same["seconds"] == pytest.approx(first["seconds"])
+    (package / "train" / "losses.py").write_text("WEIGHT = 2.0\n")
+    changed = runner.clean_data_stage("vae", VAETask, p)
+    assert "resuming" not in capsys.readouterr().out
+    assert changed["steps"] == STEPS and changed["invocations"] == 1 and changed["resumes"] == 0
+    assert changed["seconds"] != pytest.approx(first["seconds"], abs=1e-9)

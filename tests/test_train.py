@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from audiosr.config import LoopConfig, Params
 from audiosr.data.store import SegmentSet
 from audiosr.train import loop
-from audiosr.train.checkpoint import load_checkpoint, load_model, save_checkpoint, save_model
+from audiosr.train.checkpoint import code_fingerprint, load_checkpoint, load_model, save_checkpoint, save_model
 from audiosr.train.distributed import Dist
 from audiosr.train.ldm import LDMTask
 from audiosr.train.vae import VAETask
@@ -75,6 +75,22 @@ def test_checkpoint_round_trip(tmp_path) -> None:
     assert torch.equal(sa["state"][0]["exp_avg"], sb["state"][0]["exp_avg"])
     assert sa["param_groups"] == sb["param_groups"]
     assert set(p.name for p in (tmp_path / "ck").iterdir()) == {"state.safetensors", "state.json"}
+
+
+def test_the_code_fingerprint_follows_the_python_sources(tmp_path) -> None:
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "loop.py").write_text("STEPS = 1\n")
+    (tmp_path / "README.md").write_text("notes")
+    base = code_fingerprint(tmp_path)
+    assert code_fingerprint(tmp_path) == base
+    (tmp_path / "README.md").write_text("other notes")  # not code
+    assert code_fingerprint(tmp_path) == base
+    (tmp_path / "train" / "loop.py").write_text("STEPS = 2\n")
+    changed = code_fingerprint(tmp_path)
+    assert changed != base
+    (tmp_path / "train" / "loop.py").rename(tmp_path / "loop.py")  # the same bytes elsewhere
+    assert code_fingerprint(tmp_path) not in (base, changed)
+    assert len(code_fingerprint()) == 16  # the package's own
 
 
 def test_resume_after_kill_matches_uninterrupted(tmp_path, monkeypatch) -> None:

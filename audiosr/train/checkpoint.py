@@ -27,6 +27,19 @@ def fingerprint(obj: dict) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+PACKAGE = Path(__file__).resolve().parents[1]  # the audiosr package's folder
+
+
+def code_fingerprint(package: Path = PACKAGE) -> str:
+    """A hash of the package's Python sources (their paths and bytes), part of a training's identity: where
+    a change to the code makes DVC run a training stage again, its last run's checkpoint, finished or not,
+    is not resumed (a finished one would export the old weights unchanged)."""
+    h = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        h.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _optimizer_split(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], dict]:
     state = opt.state_dict()
     tensors, scalars = {}, {}

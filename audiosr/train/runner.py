@@ -23,7 +23,7 @@ from audiosr.config import LoopConfig, Params, mel_dict, to_dict
 from audiosr.params import workers
 from audiosr.tracking import stage_run
 from audiosr.train import distributed
-from audiosr.train.checkpoint import save_model
+from audiosr.train.checkpoint import code_fingerprint, save_model
 from audiosr.train.loop import Task, run, totals
 
 
@@ -45,6 +45,7 @@ def train_stage(
     The metrics (JSON and MLflow) report the whole training, also when it was interrupted and resumed:
     steps, seconds and samples/s summed over the invocations that trained (`loop.totals`), and how many
     there were (`invocations`, `resumes`)."""
+    identity = {**identity, "code": code_fingerprint()}  # other code: the checkpoint is not resumed
     d = distributed.setup()
     if d.device.type == "cpu":  # share the cores ($AUDIOSR_WORKERS) between the processes torchrun started
         torch.set_num_threads(max(1, workers() // d.world))
