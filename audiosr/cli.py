@@ -7,7 +7,7 @@ import contextlib
 import math
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -304,7 +304,10 @@ def upsample(
     ] = 4,
     device: Annotated[str | None, typer.Option(help="cpu or cuda. Default: cuda when available.")] = None,
     precision: Annotated[
-        str, typer.Option(help="fp32, bf16, or auto: bf16 on a GPU or a CPU with AMX (twice as fast there), else fp32.")
+        str,
+        typer.Option(
+            help="fp32, bf16, int8 (a CPU), or auto: bf16 on a GPU or a CPU with AMX (twice as fast there), else fp32."
+        ),
     ] = "auto",
     cutoff: Annotated[
         str,
@@ -543,6 +546,10 @@ def evaluate_model(
         float | None, typer.Option(help="Guidance of `model`. Default: the model's own, else eval.guidance.")
     ] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda. Default: cuda when available.")] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="fp32, bf16, int8 or auto, as for upsample. Default: params.yaml's eval.precision."),
+    ] = None,
 ) -> None:
     """Score a model on this repository's held-out sets with the evaluate stage's protocol (params.yaml's
     eval block, data/segments/test and data/real), item for item comparable with the stage's metrics/."""
@@ -555,18 +562,21 @@ def evaluate_model(
             _fail(f"{needed}: not found; run audiosr evaluate in a repository whose test sets are built (dvc repro)")
     if device not in (None, "cpu", "cuda"):
         _fail(f"--device: {device!r} is not cpu or cuda")
+    if precision not in (None, *PRECISIONS):
+        _fail(f"--precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         params = Params.load()
     except ParamsError as exc:
         _fail(str(exc))
+    cfg = params.eval if precision is None else replace(params.eval, precision=precision)
     try:
         with resolve_model(model) as path, bar("evaluate") as progress:
             task = progress.add_task("evaluate", total=None, info="")
             headlines = evaluate_folder(
                 path,
                 output,
-                params.eval,
+                cfg,
                 steps=steps,
                 guidance=guidance,
                 workers=1 if device == "cuda" else workers(),

@@ -1,8 +1,9 @@
 """Time per network of one batch of restore windows in each precision the restore path can run: fp32 as
 trained (torch's default layout, nearest-neighbour upsampling), fp32 in the restore path's form
-(`inference_form`: channels-last, transposed-conv upsampling) and bf16 autocast in that form, with bf16's
-largest error against fp32 as a fraction of fp32's peak. It shows whether bf16 pays on
-this CPU (`auto` picks it on a GPU or a CPU with AMX, fp32 elsewhere).
+(`inference_form`: channels-last, transposed-conv upsampling), bf16 autocast in that form and its 8-bit
+copy (`audiosr.inference.int8`, where this torch has oneDNN's quantized kernels), with bf16's and int8's
+largest error against fp32 as a fraction of fp32's peak. It shows whether bf16 or int8 pays on this CPU
+(`auto` picks bf16 on a GPU or a CPU with AMX, fp32 elsewhere; int8 is asked for).
 
     python benchmarks/bench_precision.py [--profile small|full] [--batch 4] [--frames 512] [--rounds 3]
                                          [--threads 2] [--publish]
@@ -21,13 +22,14 @@ import time
 import torch
 
 from audiosr import docpages
+from audiosr.inference import int8
 from audiosr.inference.restore import bf16_native, inference_form
 from audiosr.models.unet import build_unet
 from audiosr.models.vae import build_vae
 from audiosr.models.vocoder import build_vocoder
 from audiosr.profiles import resolve
 
-MODES = ("fp32, training form", "fp32, inference form", "bf16, inference form")
+MODES = ("fp32, training form", "fp32, inference form", "bf16, inference form", "int8, inference form")
 
 
 def networks(profile: str, batch: int, frames: int) -> dict:
@@ -65,11 +67,14 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    modes = MODES if int8.available() else MODES[:3]
     rows = []
     for name, (net, call) in networks(args.profile, args.batch, args.frames).items():
         fast = copy.deepcopy(net)
         inference_form(fast)
         variants = {MODES[0]: (net, False), MODES[1]: (fast, False), MODES[2]: (fast, True)}
+        if int8.available():
+            variants[MODES[3]] = (int8.int8_form(fast), False)
         with torch.no_grad():
             ref = call(net).float()
             times, errors = {}, {}
@@ -88,12 +93,17 @@ def main() -> None:
         f"profile {args.profile}, batch {args.batch} x {args.frames} frames, {torch.get_num_threads()} threads, "
         f"CPU: {cpu} (auto: {'bf16' if cpu == 'AMX' else 'fp32'})",
         "",
-        "| network | " + " | ".join(f"{m} (ms)" for m in MODES) + " | bf16 error |",
-        "| --- |" + " ---: |" * (len(MODES) + 1),
+        "| network | "
+        + " | ".join(f"{m} (ms)" for m in modes)
+        + " | "
+        + " | ".join(f"{m.split(',')[0]} error" for m in modes[2:])
+        + " |",
+        "| --- |" + " ---: |" * (2 * len(modes) - 2),
     ]
     for name, times, errors in rows:
-        cells = " | ".join(f"{1000 * times[m]:.0f}" for m in MODES)
-        lines.append(f"| {name} | {cells} | {errors[MODES[2]]:.3f} |")
+        cells = " | ".join(f"{1000 * times[m]:.0f}" for m in modes)
+        errs = " | ".join(f"{errors[m]:.3f}" for m in modes[2:])
+        lines.append(f"| {name} | {cells} | {errs} |")
     print("\n".join(lines))
     if args.publish:
         docpages.publish("bench_precision", "\n".join(lines))

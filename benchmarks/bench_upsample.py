@@ -3,7 +3,7 @@ for the teacher (`--steps` DPM-Solver++ steps with `--guidance`; by default its 
 `audiosr upsample` runs) and, with `--systems teacher student`, the one-step student, per precision.
 
     python benchmarks/bench_upsample.py [--model PATH | --profile small|full] [--seconds 10 60 600]
-                                        [--systems teacher student] [--precisions fp32 bf16]
+                                        [--systems teacher student] [--precisions fp32 bf16 int8 auto]
                                         [--steps 1] [--guidance 1] [--batch 4] [--device cpu|cuda]
 
 Writes a stereo 44.1 kHz PCM file per length (band-limited music-like content, low-passed at 8 kHz),
@@ -35,6 +35,7 @@ import numpy as np
 import soundfile as sf
 
 from audiosr import docpages
+from audiosr.names import PRECISIONS
 
 RATE = 44_100
 PATTERN_S = 10.0  # the content is a 10 s stereo pattern, repeated
@@ -174,7 +175,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's, one per core)")
     ap.add_argument("--systems", nargs="+", default=["teacher"], choices=["teacher", "student"])
-    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "auto"])
+    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS)
     ap.add_argument("--publish", action="store_true", help="write the table into docs/performance.md")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--input", help=argparse.SUPPRESS)

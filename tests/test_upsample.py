@@ -17,7 +17,9 @@ from typer.testing import CliRunner
 from audiosr.audio import SAMPLE_RATE, MelConfig, resample
 from audiosr.cli import app
 from audiosr.degrade import lowpass
+from audiosr.inference import int8
 from audiosr.inference.cutoff import analyse
+from audiosr.inference.int8 import Int8Conv2d, Int8Linear
 from audiosr.inference.model import ModelError
 from audiosr.inference.restore import Pipeline
 from audiosr.inference.stream import BLOCK
@@ -318,6 +320,25 @@ def test_bf16_is_close_to_fp32(model_dir, pipe) -> None:
     assert np.abs(half - full).max() < 0.1 * np.abs(full).max()
     with pytest.raises(ValueError, match="precision"):
         Pipeline.load(model_dir, precision="fp8")
+
+
+def test_int8_restores_close_to_fp32(model_dir, pipe, monkeypatch) -> None:
+    """8-bit copies of the networks (audiosr.inference.int8) restore within the bf16 test's tolerance, the
+    float networks left as they are. The tiny test model is narrower than MIN_CHANNELS, so its layers from 8
+    channels are quantized here."""
+    monkeypatch.setattr(int8, "MIN_CHANNELS", 8)
+    x = music(40_000)
+    full = pipe.upsample(x, SAMPLE_RATE, steps=2, cutoff_hz=0).wave
+    eight = Pipeline.load(model_dir, precision="int8")
+    out = eight.upsample(x, SAMPLE_RATE, steps=2, cutoff_hz=0).wave
+    vae, unet, _, vocoder = eight.networks()
+    assert any(isinstance(m, Int8Conv2d) for m in [*vae.modules(), *unet.modules()])
+    assert any(isinstance(m, Int8Linear) for m in vocoder.modules())
+    assert not any(isinstance(m, (Int8Conv2d, Int8Linear)) for m in eight.vae.modules())
+    assert np.abs(out - full).max() < 0.1 * np.abs(full).max()  # the bf16 test's tolerance
+    assert not np.array_equal(out, full)
+    with pytest.raises(ValueError, match="int8"):
+        Pipeline.load(model_dir, device="meta", precision="int8")
 
 
 def test_the_inference_layout_keeps_the_weights_and_the_output(model_dir) -> None:

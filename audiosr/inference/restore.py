@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from audiosr.audio import SAMPLE_RATE, MelConfig, log_mel
+from audiosr.inference import int8
 from audiosr.inference.cutoff import Analysis, analyse
 from audiosr.inference.merge import LFR_FFT, SILENCE, BandMerger, Crossfade, cutoff_bin
 from audiosr.inference.model import FORMAT_1, load_networks
@@ -118,14 +119,18 @@ def bf16_native(device: torch.device) -> bool:
 
 class Pipeline:
     """The models and what is needed to run them. `bf16` runs the VAE, the U-Nets and the vocoder under
-    bfloat16 autocast (the sampler's arithmetic stays in float32). `student`, where it is loaded
+    bfloat16 autocast, `int8` restores with 8-bit copies of them (`audiosr.inference.int8`; the sampler's
+    arithmetic stays in float32 in both, and `vae` and `vocoder` themselves stay float32). `student`, where it is loaded
     (`load(..., student=True)` on a model that has one), is the LDM distilled to one step: it restores
     when `steps` is at most its steps (the default, `steps=None`), the teacher (`unet`) when more are
     asked for. Without it the teacher samples DEFAULT_STEPS by default."""
 
-    def __init__(self, config: dict, vae, unet, vocoder, device: torch.device, bf16: bool = False, student=None):
+    def __init__(
+        self, config: dict, vae, unet, vocoder, device: torch.device, bf16: bool = False, student=None, int8=False
+    ):
         self.config, self.vae, self.unet, self.vocoder, self.device = config, vae, unet, vocoder, device
-        self.bf16, self.student = bf16, student
+        self.bf16, self.student, self.int8 = bf16, student, int8
+        self._int8_nets: tuple | None = None
         self.student_steps = int(config["student"]["sampling_steps"]) if student is not None else 0
         self.mel = MelConfig(**config["mel"])
         self.scale = float(config["latent_scale"])
@@ -148,20 +153,43 @@ class Pipeline:
         cls, path: str | Path, device: str | torch.device = "cpu", precision: str = "fp32", student: bool = False
     ) -> Pipeline:
         """Load a pipeline folder; one clear error for a missing folder or part. `precision`: fp32, bf16,
-        or auto (bf16 where the device runs it natively, see bf16_native). `student`: restore with the
-        model's one-step student, where it has one, instead of the teacher."""
+        int8 (a CPU only), or auto (bf16 where the device runs it natively, see bf16_native). `student`:
+        restore with the model's one-step student, where it has one, instead of the teacher."""
         if precision not in PRECISIONS:
             raise ValueError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
         device = torch.device(device)
+        if precision == "int8" and (device.type != "cpu" or not int8.available()):
+            raise ValueError("precision: int8 runs on a CPU with oneDNN's quantized kernels only; use fp32 or bf16")
         config, nets = load_networks(Path(path), device)
         bf16 = precision == "bf16" or (precision == "auto" and bf16_native(device))
         return cls(
-            config, nets["vae"], nets["unet"], nets["vocoder"], device, bf16, nets["student"] if student else None
+            config,
+            nets["vae"],
+            nets["unet"],
+            nets["vocoder"],
+            device,
+            bf16,
+            nets["student"] if student else None,
+            int8=precision == "int8",
         )
 
     def teacher_only(self) -> Pipeline:
         """The same networks without the student: every number of steps, also 1, samples with the teacher."""
-        return Pipeline(self.config, self.vae, self.unet, self.vocoder, self.device, self.bf16)
+        teacher = Pipeline(self.config, self.vae, self.unet, self.vocoder, self.device, self.bf16, int8=self.int8)
+        if self.int8:
+            teacher._int8_nets = self.networks()  # the same 8-bit copies (its student is not used)
+        return teacher
+
+    def networks(self) -> tuple:
+        """(vae, unet, student, vocoder) as the restore runs them: in their inference form, and 8-bit copies
+        of them with `int8` (made once)."""
+        inference_form(self.vae, self.unet, self.student)
+        nets = (self.vae, self.unet, self.student, self.vocoder)
+        if not self.int8:
+            return nets
+        if self._int8_nets is None:
+            self._int8_nets = tuple(int8.int8_form(net) for net in nets)
+        return self._int8_nets
 
     def steps_for(self, steps: int | None) -> int:
         """The sampling steps a request means: None is the student's steps where there is a student,
@@ -192,13 +220,13 @@ class Pipeline:
         `guidance` and `sampler` do not apply).
         """
         mel = log_mel(windows.to(self.device), self.mel)
-        inference_form(self.vae, self.unet, self.student)
+        vae, unet, student, vocoder = self.networks()
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
-            cond = self.vae.encode(mel)[0].float() * self.scale
+            cond = vae.encode(mel)[0].float() * self.scale
 
             # a window's noise is drawn for a whole segment and cut to its length, so a window that runs
             # shorter (at the signal's end) starts from the same noise as a whole one
-            shape = (*cond.shape[1:-1], max(cond.shape[-1], self.segment_frames // self.vae.factor))
+            shape = (*cond.shape[1:-1], max(cond.shape[-1], self.segment_frames // vae.factor))
 
             def draw() -> torch.Tensor:  # the batch's noise: per window from its own generator where given
                 if isinstance(generator, torch.Generator):
@@ -207,17 +235,17 @@ class Pipeline:
 
             noise = draw()
             if self.uses_student(steps):
-                z = one_step(self.student, noise.to(self.device), cond, self.schedule)
+                z = one_step(student, noise.to(self.device), cond, self.schedule)
             else:
                 null = torch.full_like(cond[:1], self.null)
-                fn = guided(lambda x, t: self.unet(x, t).float(), cond, null, guidance)
+                fn = guided(lambda x, t: unet(x, t).float(), cond, null, guidance)
                 timesteps = self.schedule.timesteps(self.steps_for(steps))
                 # a stochastic sampler's fresh noise of every step, drawn like the initial noise
                 extra = {"noises": [draw() for _ in timesteps]} if sampler in STOCHASTIC else {}
                 z = SAMPLERS[sampler](fn, noise.to(self.device), timesteps, self.schedule, **extra)
             # the vocoder under the same autocast: bf16 is 2x faster for it, its error 40 dB under the signal,
             # less than a tenth of what bf16 in the VAE and the U-Net gives
-            return self.vocoder(self.vae.decode(z / self.scale).float()).float().cpu()
+            return vocoder(vae.decode(z / self.scale).float()).float().cpu()
 
     def upsample(
         self,
