@@ -359,8 +359,8 @@ def test_the_inference_layout_keeps_the_weights_and_the_output(model_dir) -> Non
         assert not any(m.transposed for m in plain.vae.modules() if isinstance(m, Upsample))
         assert list(fast.vae.state_dict()) == list(before)
         assert all(torch.equal(fast.vae.state_dict()[k], v) for k, v in before.items())
-        # float rounding: the transposed conv sums its taps in another order (on some CPUs' kernels 1.4e-5 off
-        # on outputs of about 0.1); wrong taps would be off by the output's own size
+        # float rounding: the transposed conv sums its taps in another order (1.4e-5 off on one CPU without
+        # AMX); wrong taps would be off by the output's own size
         torch.testing.assert_close(fast.vae.decode(fast.vae.encode(mel)[0]), ref, atol=1e-4, rtol=1e-4)
 
 
