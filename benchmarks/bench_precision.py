@@ -73,7 +73,7 @@ def main() -> None:
         fast = copy.deepcopy(net)
         inference_form(fast)
         variants = {MODES[0]: (net, False), MODES[1]: (fast, False), MODES[2]: (fast, True)}
-        if int8.available():
+        if MODES[3] in modes:
             variants[MODES[3]] = (int8.int8_form(fast), False)
         with torch.no_grad():
             ref = call(net).float()

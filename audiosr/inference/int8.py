@@ -111,9 +111,9 @@ def _wide(layer: nn.Module) -> bool:
     return isinstance(layer, nn.Linear) and min(layer.in_features, layer.out_features) >= MIN_CHANNELS
 
 
-def int8_form(net: nn.Module | None, linear: bool = True) -> nn.Module | None:
-    """A copy of `net` (eval, no gradients) whose wide Conv2d layers (and Linear ones with `linear`) run in
-    8 bits; an `Upsample` becomes one quantized conv of its doubled input."""
+def int8_form(net: nn.Module | None) -> nn.Module | None:
+    """A copy of `net` (eval, no gradients) whose wide Conv2d and Linear layers run in 8 bits; an `Upsample`
+    becomes one quantized conv of its doubled input."""
     if net is None:
         return None
     if not available():
@@ -126,6 +126,6 @@ def int8_form(net: nn.Module | None, linear: bool = True) -> nn.Module | None:
                 setattr(parent, name, Int8Conv2d(child.conv, top, double=True))
             elif isinstance(child, nn.Conv2d) and _wide(child):
                 setattr(parent, name, Int8Conv2d(child, top))
-            elif linear and isinstance(child, nn.Linear) and _wide(child):
+            elif isinstance(child, nn.Linear) and _wide(child):
                 setattr(parent, name, Int8Linear(child, top))
     return net
